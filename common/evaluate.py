@@ -1,0 +1,128 @@
+"""The field's evaluation protocol and the common evaluation JSON.
+
+HR = image cropped to a multiple of the scale; LR = `degrade(HR)` saved as 8-bit; the method's
+output is rounded to 8 bits; PSNR/SSIM on the BT.601 Y channel with `scale` border pixels cropped.
+
+    python -m common.evaluate --model bicubic|nearest|PATH --data DIR --scale N \
+        [--degradation bicubic] [--json OUT]
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import common  # noqa: F401
+from common.data import eval_pairs
+from common.degradations import DEGRADATIONS, imresize
+from common.images import ImageError, atomic_write_bytes, to_uint8
+from common.metrics import psnr, ssim
+
+UpscaleFn = Callable[[np.ndarray], np.ndarray]  # LR RGB [0,1] -> SR RGB [0,1]
+
+
+def bicubic_upscaler(scale: int) -> UpscaleFn:
+    return lambda lr: imresize(lr, float(scale))
+
+
+def nearest_upscaler(scale: int) -> UpscaleFn:
+    return lambda lr: np.repeat(np.repeat(lr, scale, axis=0), scale, axis=1)
+
+
+def evaluate_model(
+    upscale_fn: UpscaleFn,
+    data_dir,
+    scale: int,
+    degradation: str = "bicubic",
+    name: str = "model",
+    progress: bool = False,
+) -> dict:
+    """Run `upscale_fn` over a folder and return the common evaluation dict."""
+    per_image = []
+    pairs = eval_pairs(data_dir, scale, degradation)
+    if progress:
+        from tqdm import tqdm
+
+        pairs = tqdm(list(pairs), desc=f"{name} on {Path(data_dir).name}", leave=False)
+    for image_name, hr, lr in pairs:
+        sr = upscale_fn(lr)
+        if sr.shape != hr.shape:
+            raise ValueError(f"{image_name}: output shape {sr.shape} != HR shape {hr.shape}")
+        hr8, sr8 = to_uint8(hr), to_uint8(sr)
+        per_image.append(
+            {"name": image_name, "psnr": psnr(hr8, sr8, scale), "ssim": ssim(hr8, sr8, scale)}
+        )
+    if not per_image:
+        raise ImageError(f"{data_dir}: no images found")
+    return {
+        "dataset": Path(data_dir).name,
+        "scale": scale,
+        "model": name,
+        "degradation": degradation,
+        "psnr": float(np.mean([r["psnr"] for r in per_image])),
+        "ssim": float(np.mean([r["ssim"] for r in per_image])),
+        "per_image": per_image,
+    }
+
+
+def format_report(result: dict) -> str:
+    lines = [f"{r['name']:<16} {r['psnr']:8.3f} dB  {r['ssim']:.4f}" for r in result["per_image"]]
+    lines.append(
+        f"{'mean':<16} {result['psnr']:8.3f} dB  {result['ssim']:.4f}   "
+        f"({result['model']}, {result['dataset']}, x{result['scale']}, {result['degradation']})"
+    )
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(result, indent=2) + "\n").encode())
+
+
+def model_upscaler(model_spec: str, scale: int) -> tuple[UpscaleFn, str]:
+    """bicubic | nearest | a checkpoint path -> (upscale function, display name)."""
+    if model_spec == "bicubic":
+        return bicubic_upscaler(scale), "bicubic"
+    if model_spec == "nearest":
+        return nearest_upscaler(scale), "nearest"
+    from common.checkpoints import load_model
+    from common.inference import upscale
+
+    model, meta = load_model(model_spec)
+    if meta.get("scale") not in (None, scale):
+        raise ValueError(f"{model_spec}: model is x{meta['scale']}, not x{scale}")
+    return (lambda lr: upscale(lr, model, meta)), Path(model_spec).stem
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="folder of HR images (e.g. ../shared/data/Set5)")
+    parser.add_argument("--scale", type=int, required=True)
+    parser.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS)
+    parser.add_argument("--json", help="write the results here as JSON")
+
+
+def run(upscale_fn: UpscaleFn, name: str, args) -> dict:
+    result = evaluate_model(upscale_fn, args.data, args.scale, args.degradation, name, progress=True)
+    print(format_report(result))
+    if args.json:
+        write_json(result, args.json)
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="bicubic", help="bicubic, nearest or a checkpoint path")
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        fn, name = model_upscaler(args.model, args.scale)
+        run(fn, name, args)
+    except (ImageError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

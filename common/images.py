@@ -1,0 +1,143 @@
+"""Image I/O and colour conversions.
+
+Images live in memory as float32 arrays in [0, 1], RGB, shape (H, W, 3) (or (H, W, 1) for grey).
+YCbCr follows ITU-R BT.601 with MATLAB's `rgb2ycbcr` convention: Y in [16, 235]/255,
+Cb and Cr in [16, 240]/255.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+# Rows give Y, Cb, Cr from R, G, B in [0, 1]; results in [0, 255] before the offset.
+_RGB_TO_YCBCR = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
+)
+_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read or written; the message names the file."""
+
+
+def list_images(folder) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a folder")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def decode_image(path) -> np.ndarray:
+    """Read a file as OpenCV decodes it (BGR[A], any depth); raise ImageError with a reason."""
+    path = Path(path)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # works for non-ASCII paths too
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise ImageError(f"{path}: empty file")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageError(f"{path}: not an image or corrupt")
+    return image
+
+
+def read_image(path, grayscale_to_rgb: bool = True) -> np.ndarray:
+    """Read an image as float32 RGB in [0, 1]; alpha is dropped, grey becomes 3 channels."""
+    image = decode_image(path)
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"{Path(path)}: unsupported sample type {image.dtype}")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[2] == 4:
+        image = image[..., :3]
+    if image.shape[2] == 3:
+        image = image[..., ::-1]
+    image = image.astype(np.float32) / scale
+    if image.shape[2] == 1 and grayscale_to_rgb:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] floats to uint8: clip, then round half away from zero (MATLAB's im2uint8)."""
+    return np.floor(np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_uint16(image: np.ndarray) -> np.ndarray:
+    return np.floor(np.clip(image, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+
+
+def encode_image(suffix: str, image: np.ndarray, bit_depth: int = 8) -> bytes:
+    """Encode a float [0, 1] RGB/RGBA/grey image (or an integer one as is) to file bytes."""
+    if image.dtype == np.uint8 or image.dtype == np.uint16:
+        data = image
+    else:
+        data = to_uint16(image) if bit_depth == 16 else to_uint8(image)
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[..., 0]
+    if data.ndim == 3:
+        data = data[..., [2, 1, 0, 3][: data.shape[2]]]  # RGB(A) -> BGR(A)
+    ok, buf = cv2.imencode(suffix, data)
+    if not ok:
+        raise ImageError(f"cannot encode an image as {suffix}")
+    return buf.tobytes()
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: no partial file is ever left."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_image(path, image: np.ndarray, bit_depth: int = 8) -> None:
+    """Write an image atomically; the format comes from the file's suffix."""
+    path = Path(path)
+    try:
+        atomic_write_bytes(path, encode_image(path.suffix.lower() or ".png", image, bit_depth))
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right so that height and width are multiples of `scale`."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale]
+
+
+def rgb_to_ycbcr(image: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] to YCbCr in [0, 1] (MATLAB rgb2ycbcr, BT.601)."""
+    ycc = image.astype(np.float64) @ _RGB_TO_YCBCR.T + _YCBCR_OFFSET
+    return (ycc / 255.0).astype(image.dtype if image.dtype.kind == "f" else np.float64)
+
+
+def ycbcr_to_rgb(image: np.ndarray) -> np.ndarray:
+    """Inverse of rgb_to_ycbcr (MATLAB ycbcr2rgb); the result is not clipped."""
+    rgb = (image.astype(np.float64) * 255.0 - _YCBCR_OFFSET) @ np.linalg.inv(_RGB_TO_YCBCR).T
+    return rgb.astype(image.dtype if image.dtype.kind == "f" else np.float64)
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """Y channel in [16, 235]/255 of an RGB image in [0, 1], shape (H, W)."""
+    return (image.astype(np.float64) @ _RGB_TO_YCBCR[0] + 16.0) / 255.0
+
+
+def rgb_to_y_tf(images):
+    """TF version of rgb_to_y for (..., 3) tensors in [0, 1]; keeps a trailing channel axis."""
+    import tensorflow as tf
+
+    weights = tf.constant(_RGB_TO_YCBCR[0] / 255.0, dtype=images.dtype)
+    return tf.reduce_sum(images * weights, axis=-1, keepdims=True) + tf.cast(16.0 / 255.0, images.dtype)

@@ -1,0 +1,256 @@
+"""Step-counted training harness shared by every chapter.
+
+A chapter gives a per-replica `step_fn(batch) -> {name: scalar}` (gradients and optimizer
+updates inside), the objects to checkpoint (models, optimizers, RNGs) and a dataset factory.
+The harness adds what every long run needs:
+
+* resume from the run directory's latest checkpoint (``tf.train.CheckpointManager``, whose
+  index file is replaced atomically), saved every `checkpoint_every` steps, at the end and on
+  Ctrl-C / SIGTERM (the step in flight finishes first);
+* a progress bar with ETA, TensorBoard scalars and sample images under ``run_dir/logs``;
+* validation every `validate_every` steps with the best result kept (``run_dir/best``);
+* a stop with a clear message when a loss becomes NaN/Inf, keeping the last good checkpoint;
+* `tf.distribute`: models and optimizers must be created under ``strategy.scope()``; the
+  dataset comes from ``distribute_datasets_from_function``; only the chief writes.
+"""
+import json
+import math
+import os
+import signal
+import tempfile
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+import common  # noqa: F401
+from common.images import atomic_write_bytes
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or Inf."""
+
+
+def make_strategy(name: str = "default") -> tf.distribute.Strategy:
+    """default | mirrored | multiworker (configured by TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}: default, mirrored or multiworker")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy.extended, "_cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (task_type == "worker" and task_id == 0 and
+                                    "chief" not in resolver.cluster_spec().as_dict())
+
+
+def global_average(per_example_loss, global_batch_size: int):
+    """Mean over the global batch (correct gradient scale under any strategy)."""
+    return tf.nn.compute_average_loss(per_example_loss, global_batch_size=global_batch_size)
+
+
+def write_json(path, data) -> None:
+    if is_dataclass(data):
+        data = asdict(data)
+    atomic_write_bytes(Path(path), (json.dumps(data, indent=2, default=str) + "\n").encode())
+
+
+class Trainer:
+    """Runs `step_fn` for `total_steps` steps with checkpoints, validation and logging.
+
+    make_dataset(start_step, input_context) -> tf.data.Dataset of per-replica batches; the
+    start step lets a resumed run draw new random crops instead of replaying the old ones.
+    validate(step) -> ({metric: value}, {image_name: HxWx3 array in [0,1]}); the first metric
+    (e.g. "psnr") decides the best checkpoint (higher is better).
+    """
+
+    def __init__(
+        self,
+        run_dir,
+        step_fn: Callable,
+        make_dataset: Callable,
+        trackables: dict,
+        total_steps: int,
+        strategy: tf.distribute.Strategy | None = None,
+        checkpoint_every: int = 1000,
+        log_every: int = 100,
+        validate_every: int | None = None,
+        validate: Callable | None = None,
+        config=None,
+        max_to_keep: int = 2,
+        progress: bool = True,
+    ):
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = is_chief(self.strategy)
+        self.run_dir = Path(run_dir)
+        self.total_steps = int(total_steps)
+        self.checkpoint_every, self.log_every = checkpoint_every, log_every
+        self.validate_every, self.validate = validate_every, validate
+        self.progress = progress
+        self._step_fn, self._make_dataset = step_fn, make_dataset
+        self._stop_requested = False
+
+        # Non-chief workers write their (required) checkpoint copies to a scratch folder.
+        write_dir = self.run_dir if self.chief else Path(tempfile.mkdtemp(prefix="worker-"))
+        if self.chief:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if config is not None:
+                write_json(self.run_dir / "config.json", config)
+        with self.strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **trackables)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(write_dir / "checkpoints"), max_to_keep=max_to_keep,
+            step_counter=self.step,
+        )
+        self.best_manager = tf.train.CheckpointManager(
+            self.checkpoint, str(write_dir / "best"), max_to_keep=1, checkpoint_name="best"
+        )
+        # Every worker resumes from the chief's checkpoints.
+        latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
+        if latest:
+            self.checkpoint.restore(latest)
+        self.best = self._read_best()
+        self.writer = (
+            tf.summary.create_file_writer(str(self.run_dir / "logs")) if self.chief
+            else tf.summary.create_noop_writer()
+        )
+        self.history: list[dict] = []
+
+    # --- bookkeeping --------------------------------------------------------------------
+    @property
+    def resumed_from(self) -> int:
+        return int(self.step.numpy())
+
+    def _read_best(self) -> dict | None:
+        path = self.run_dir / "best.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def save(self) -> str:
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def _request_stop(self, signum, frame):
+        self._stop_requested = True
+
+    # --- the loop -----------------------------------------------------------------------
+    def _distributed_step(self):
+        strategy = self.strategy
+
+        @tf.function
+        def run(batch):
+            results = strategy.run(self._step_fn, args=(batch,))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                    for k, v in results.items()}
+
+        return run
+
+    def _log(self, step: int, means: dict):
+        with self.writer.as_default(step=step):
+            for k, v in means.items():
+                tf.summary.scalar(f"train/{k}", v)
+        self.history.append({"step": step, **means})
+        if self.chief:
+            with open(self.run_dir / "history.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, **means}) + "\n")
+
+    def _run_validation(self, step: int):
+        metrics, images = self.validate(step)
+        with self.writer.as_default(step=step):
+            for k, v in metrics.items():
+                tf.summary.scalar(f"val/{k}", v)
+            for name, img in (images or {}).items():
+                tf.summary.image(f"samples/{name}", np.clip(img, 0, 1)[None], max_outputs=1)
+        key = next(iter(metrics))
+        if self.best is None or metrics[key] > self.best[key]:
+            self.best = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+            self.best_manager.save(checkpoint_number=step)
+            if self.chief:
+                write_json(self.run_dir / "best.json", self.best)
+        if self.chief:
+            with open(self.run_dir / "validation.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, **{k: float(v) for k, v in metrics.items()}}) + "\n")
+        return metrics
+
+    def fit(self) -> dict:
+        """Train up to `total_steps`; returns {"step", "stopped", "best", "last"}."""
+        start = int(self.step.numpy())
+        if start >= self.total_steps:
+            return {"step": start, "stopped": False, "best": self.best, "last": None}
+        if start and self.chief and self.progress:
+            print(f"resuming from step {start} ({self.run_dir})")
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: self._make_dataset(start, ctx)
+        )
+        iterator = iter(dataset)
+        step_fn = self._distributed_step()
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, self._request_stop)
+
+        bar = None
+        if self.progress and self.chief:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=start, unit="step", dynamic_ncols=True)
+        sums: dict = {}
+        count, last = 0, None
+        last_good = self.manager.latest_checkpoint
+        try:
+            while int(self.step.numpy()) < self.total_steps and not self._stop_requested:
+                results = step_fn(next(iterator))
+                values = {k: float(v) for k, v in results.items()}
+                bad = [k for k, v in values.items() if not math.isfinite(v)]
+                if bad:
+                    raise TrainingDiverged(
+                        f"loss {bad[0]} became {values[bad[0]]} at step {int(self.step.numpy()) + 1}; "
+                        f"stopped; last good checkpoint kept: {last_good or 'none'}"
+                    )
+                self.step.assign_add(1)
+                step = int(self.step.numpy())
+                last = values
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+                if step % self.log_every == 0 or step == self.total_steps:
+                    self._log(step, {k: v / count for k, v in sums.items()})
+                    sums, count = {}, 0
+                if self.validate and self.validate_every and (
+                    step % self.validate_every == 0 or step == self.total_steps
+                ):
+                    metrics = self._run_validation(step)
+                    if bar is not None:
+                        bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                if step % self.checkpoint_every == 0:
+                    last_good = self.save()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if bar is not None:
+                bar.close()
+        step = int(self.step.numpy())
+        if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(f"-{step}"):
+            self.save()
+        if self._stop_requested and self.chief:
+            print(f"interrupted: checkpoint saved at step {step}; run again to resume")
+        self.writer.flush()
+        return {"step": step, "stopped": self._stop_requested, "best": self.best, "last": last}
+
+    def restore_best(self) -> bool:
+        """Load the best validated weights into the tracked objects (False if none)."""
+        path = tf.train.latest_checkpoint(str(self.run_dir / "best"))
+        if path:
+            self.checkpoint.restore(path).expect_partial()
+        return bool(path)

