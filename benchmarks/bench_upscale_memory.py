@@ -173,7 +173,8 @@ def main(argv=None) -> int:
         out = cv2.imread(str(output), cv2.IMREAD_UNCHANGED)
         result = {"model": description, "input": f"{args.size}x{args.size}",
                   "output": f"{out.shape[1]}x{out.shape[0]}",
-                  "tile": args.tile or f"auto ({stats['auto_tile']} px, batch {stats['batch']}, context {stats['margin']} px a side)",
+                  "tile": args.tile or f"auto ({stats['auto_tile']} px, batch {stats['batch']}, "
+                                       f"context {stats['margin']} px a side)",
                   "seconds": round(stats["seconds"], 1), "peak_rss_gb": round(stats["peak_rss"] / 1e9, 3),
                   "goal_peak_rss_gb": GOAL_BYTES / 1e9, "within_goal": stats["peak_rss"] < GOAL_BYTES,
                   **machine()}

@@ -212,17 +212,39 @@ def _build_from_meta(file: Path, meta: dict):
         ) from None
 
 
+def _load_foreign(file: Path):
+    """(model, meta) from a loader of foreign files (e.g. the thesis's Keras 2 SRCNN), or None."""
+    for target in registry.FOREIGN_LOADERS:
+        try:
+            return registry.load_function(target)(file)
+        except (ImportError, ValueError):
+            continue
+    return None
+
+
 def load_model(path, meta: dict | None = None):
     """Load a checkpoint given as X.h5, X.weights.h5 or X (prefers X.h5); returns (model, meta).
 
     X.weights.h5 is rebuilt from the JSON's architecture and args through common.registry.
+    Also accepted: named weight sources such as "krasserm:srgan" (registry.WEIGHT_SOURCES) and
+    foreign files without a JSON that a registered loader recognises (the thesis's Keras 2 SRCNN).
     `meta` overrides the JSON beside the file. Models are loaded uncompiled.
     """
+    source, _, name = str(path).partition(":")
+    if name and source in registry.WEIGHT_SOURCES and not Path(path).exists():
+        try:
+            return registry.load_function(registry.WEIGHT_SOURCES[source])(name)
+        except (ImportError, ValueError, OSError) as exc:
+            raise CheckpointError(f"{path}: {_first_line(exc)}") from None
     path = Path(path)
     file, kind = _resolve(path)
     _check_hdf5(file)
     if meta is None:
         meta = read_meta(file, required=(kind == "weights"))
+        if kind == "model" and not meta:
+            foreign = _load_foreign(file)
+            if foreign is not None:
+                return foreign
 
     if kind == "model":
         architecture = meta.get("architecture")

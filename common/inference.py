@@ -73,6 +73,7 @@ class ModelInfo:
     crop: float  # input pixels lost per side (valid padding); 0 for "same" padding
     receptive_field: float | None  # radius in input pixels (longest path); None if unknown
     bytes_per_pixel: float  # activation memory per input pixel for a batch of one
+    multiple: int = 1  # input sides must be multiples of this (models that downsample inside)
 
 
 _INFO: "weakref.WeakKeyDictionary[keras.Model, ModelInfo]" = weakref.WeakKeyDictionary()
@@ -157,12 +158,17 @@ def analyze_model(model) -> ModelInfo:
     if owners:
         field, ratio_by_layer, last = 0.0, dict(zip(map(id, owners), ratios)), 1.0
         for layer in layers:
-            last = ratio_by_layer.get(id(layer), last)
+            previous, last = last, ratio_by_layer.get(id(layer), last)
             field += sum(_radius(sub, last) for sub in _sublayers(layer))
+            if last < previous:  # downsampling by f: an output pixel sees f input pixels more
+                field += (previous / last - 1) / previous
     else:
         field = None
         biggest = max(biggest, 64 * ratio**2)
-    info = ModelInfo(in_channels, out_channels, ratio, crop, field, 4.0 * ACTIVATION_FACTOR * biggest)
+    smallest_ratio = min([1.0] + [r for r in ratios if r > 0])
+    multiple = max(1, round(1 / smallest_ratio))
+    info = ModelInfo(in_channels, out_channels, ratio, crop, field, 4.0 * ACTIVATION_FACTOR * biggest,
+                     multiple)
     _INFO[model] = info
     return info
 
@@ -197,6 +203,7 @@ class Spec:
     out_crop: int  # output px to drop per side after that padding
     min_size: int  # smallest LR side the model accepts
     bytes_per_lr_pixel: float
+    multiple: int = 1  # LR tile sides and positions are multiples of this
 
 
 def _range(meta, key) -> tuple[float, float]:
@@ -220,7 +227,9 @@ def model_spec(model, meta: dict | None) -> Spec:
     pre = upsampling == "pre"
     if pre:
         if abs(info.ratio - 1) > 1e-6:
-            raise InferenceError(f"a pre-upsampling model must keep the size, but this one scales x{info.ratio:g}")
+            raise InferenceError(
+                f"a pre-upsampling model must keep the size, but this one scales x{info.ratio:g}"
+            )
         if meta.get("scale") is None:
             raise InferenceError("metadata lacks the 'scale' of this pre-upsampling model")
         scale = int(meta["scale"])
@@ -258,8 +267,9 @@ def model_spec(model, meta: dict | None) -> Spec:
     per_model_px = info.bytes_per_pixel
     staging = 8 * 8 * scale**2  # numpy float64 colour conversion / bicubic per output pixel
     bytes_per_lr = per_model_px * (scale**2 if pre else 1) + staging
+    multiple = info.multiple // math.gcd(info.multiple, scale) if pre else info.multiple
     return Spec(scale, pre, color, _range(meta, "input_range"), _range(meta, "output_range"),
-                margin, pad, out_crop, min_size, bytes_per_lr)
+                margin, pad, out_crop, min_size, bytes_per_lr, multiple)
 
 
 # --- memory and tile layout -----------------------------------------------------------------------
@@ -315,19 +325,23 @@ def choose_tiling(spec: Spec, size, tile=None, tile_overlap=None, batch_size=Non
         tile = auto_tile_size(spec, batch_size, margin, ramp)
     elif tile == 0:
         tile = max(size)
-    elif tile <= 2 * margin + ramp and tile < max(size):
+    m = spec.multiple
+    tile = max(m, tile // m * m)
+    if tile - 2 * margin - ramp < m and tile < max(size):
         raise InferenceError(
-            f"tile {tile} is too small for an overlap of {margin} px: use at least {2 * margin + ramp + 1}"
+            f"tile {tile} is too small for an overlap of {margin} px: use at least {2 * margin + ramp + m}"
         )
     return int(tile), int(batch_size or 2), margin, ramp
 
 
-def _positions(length: int, tile: int, margin: int, ramp: int) -> list[int]:
+def _positions(length: int, tile: int, margin: int, ramp: int, multiple: int = 1) -> list[int]:
+    """Tile starts, evenly spread, multiples of `multiple`, at most tile - 2*margin - ramp apart."""
     if tile >= length:
         return [0]
-    stride = tile - 2 * margin - ramp
-    n = math.ceil((length - tile) / stride) + 1
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    stride = (tile - 2 * margin - ramp) // multiple
+    span = (length - tile) // multiple
+    n = math.ceil(span / stride) + 1
+    return [multiple * round(i * span / (n - 1)) for i in range(n)]
 
 
 def _profile(start: int, tile: int, length: int, margin: int, ramp: int, scale: int) -> np.ndarray:
@@ -386,7 +400,9 @@ def _run(lr: np.ndarray, fn, spec: Spec) -> np.ndarray:
         y = y[:, c:-c, c:-c]
     expected = (lr.shape[1] * spec.scale, lr.shape[2] * spec.scale)
     if y.shape[1:3] != expected:
-        raise InferenceError(f"the model made {y.shape[1:3]} pixels from {lr.shape[1:3]}, expected {expected}")
+        raise InferenceError(
+            f"the model made {y.shape[1:3]} pixels from {lr.shape[1:3]}, expected {expected}"
+        )
     lo, hi = spec.output_range
     y = (y - lo) / (hi - lo)
     if chroma is not None:
@@ -419,12 +435,16 @@ def upscale(image, model, meta=None, tile=None, tile_overlap=None, batch_size=No
         raise InferenceError(
             f"image is {w}x{h} pixels; this model needs at least {spec.min_size}x{spec.min_size}"
         )
-    s = spec.scale
+    s, m = spec.scale, spec.multiple
+    full_h, full_w = h, w
+    if (h % m or w % m) and m > 1:  # models that downsample inside need multiples of m
+        image = np.pad(image, ((0, -h % m), (0, -w % m), (0, 0)), mode="symmetric")
+        h, w = image.shape[:2]
     tile, batch_size, margin, ramp = choose_tiling(spec, (h, w), tile, tile_overlap, batch_size)
     th, tw = min(tile, h), min(tile, w)
     if min(th, tw) < spec.min_size:  # a thin image: tiles along its short side are the whole side
         raise InferenceError(f"tile {tile} is smaller than the {spec.min_size} px this model needs")
-    rows, cols = _positions(h, th, margin, ramp), _positions(w, tw, margin, ramp)
+    rows, cols = _positions(h, th, margin, ramp, m), _positions(w, tw, margin, ramp, m)
     row_w = [_profile(y, th, h, margin, ramp, s) for y in rows]
     col_w = [_profile(x, tw, w, margin, ramp, s) for x in cols]
 
@@ -454,4 +474,5 @@ def upscale(image, model, meta=None, tile=None, tile_overlap=None, batch_size=No
         block = out[r : r + 256]
         block *= ((1.0 / sum_y[r : r + 256]).astype(np.float32)[:, None] * inv_x[None, :])[..., None]
     np.clip(out, 0.0, 1.0, out=out)
+    out = out[: full_h * s, : full_w * s]
     return out[..., 0] if flat else out

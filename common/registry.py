@@ -13,6 +13,19 @@ ARCHITECTURES = {
     "esrgan_discriminator": "esrgan.models:discriminator",
 }
 
+# Named weight sources: "krasserm:srgan" -> srgan.krasserm.load_krasserm("srgan") -> (model, meta).
+WEIGHT_SOURCES = {"krasserm": "srgan.krasserm:load_krasserm"}
+
+# Loaders for foreign whole-model files without our JSON (e.g. Keras 2 files that Keras 3 cannot
+# load); each returns (model, meta) or raises ValueError when the file is not its kind.
+FOREIGN_LOADERS = ("srcnn.thesis:load_thesis_checkpoint",)
+
+
+def load_function(target: str) -> Callable:
+    module_name, function = target.split(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
 # Builders registered at run time (tests, experiments); they take precedence over ARCHITECTURES.
 _REGISTERED: dict[str, Callable] = {}
 

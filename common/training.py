@@ -12,17 +12,30 @@ The harness adds what every long run needs:
 * a stop with a clear message when a loss becomes NaN/Inf, keeping the last good checkpoint;
 * `tf.distribute`: models and optimizers must be created under ``strategy.scope()``; the
   dataset comes from ``distribute_datasets_from_function``; only the chief writes.
+
+Distribution details: `step_fn` runs once per replica on that replica's part of the global batch
+(it must scale losses by the global batch, e.g. `global_average`). Only the chief writes the run
+directory and validates; other workers save their (required) checkpoint copies to a scratch
+folder that is removed when `fit` ends, and every worker resumes from the chief's checkpoints
+(so the run directory must be on a file system all workers see). Each step all workers agree
+on stopping (Ctrl-C / SIGTERM on any of them), so they stop and save at the same step.
+Batch-normalisation moving statistics are averaged over replicas after every step (Keras
+updates each replica's copy from its own batch), which keeps all copies identical.
 """
+import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import tempfile
 import time
+import weakref
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Callable
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -34,24 +47,67 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or Inf."""
 
 
-def make_strategy(name: str = "default") -> tf.distribute.Strategy:
-    """default | mirrored | multiworker (configured by TF_CONFIG)."""
+def make_strategy(name: str = "default", devices=None) -> tf.distribute.Strategy:
+    """default | mirrored | multiworker (configured by TF_CONFIG).
+
+    "mirrored" uses `devices`, else every local GPU, else every logical CPU device (one unless
+    the CPU was split with `tf.config.set_logical_device_configuration`).
+    """
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if devices is None and not tf.config.list_logical_devices("GPU"):
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}: default, mirrored or multiworker")
 
 
+def _cluster(strategy: tf.distribute.Strategy):
+    """(task_type, task_id, cluster dict), or None outside a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None) or getattr(
+        strategy.extended, "_cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return (resolver.task_type, resolver.task_id, cluster) if cluster else None
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy.extended, "_cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+    cluster = _cluster(strategy)
+    if cluster is None:
         return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type == "chief" or (task_type == "worker" and task_id == 0 and
-                                    "chief" not in resolver.cluster_spec().as_dict())
+    task_type, task_id, spec = cluster
+    return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in spec)
+
+
+def _scratch_dir(run_dir: Path, strategy) -> Path:
+    """A non-chief worker's checkpoint folder: fixed per (run, task), emptied when reused."""
+    task_type, task_id, _ = _cluster(strategy)
+    key = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"sr-{task_type}{task_id}-{key}"
+    shutil.rmtree(path, ignore_errors=True)  # left by a killed worker
+    path.mkdir(parents=True)
+    return path
+
+
+def _moving_statistics(trackables: dict) -> list:
+    """Moving mean/variance variables of the trainable, unsynchronised BN layers in `trackables`."""
+    found, seen = [], set()
+
+    def walk(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if (isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+                and not getattr(layer, "synchronized", False)):
+            found.extend(v for v in (layer.moving_mean, layer.moving_variance) if v is not None)
+        for child in getattr(layer, "layers", []) or []:
+            walk(child)
+
+    for obj in trackables.values():
+        if isinstance(obj, keras.layers.Layer):
+            walk(obj)
+    return found
 
 
 def global_average(per_example_loss, global_batch_size: int):
@@ -90,6 +146,8 @@ class Trainer:
         max_to_keep: int = 2,
         progress: bool = True,
     ):
+        """`run_dir` is written by the chief only; `trackables` are checkpointed (and their BN
+        moving statistics kept equal over replicas); `validate` runs on the chief only."""
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
         self.run_dir = Path(run_dir)
@@ -99,9 +157,13 @@ class Trainer:
         self.progress = progress
         self._step_fn, self._make_dataset = step_fn, make_dataset
         self._stop_requested = False
+        self._statistics = _moving_statistics(trackables)
 
         # Non-chief workers write their (required) checkpoint copies to a scratch folder.
-        write_dir = self.run_dir if self.chief else Path(tempfile.mkdtemp(prefix="worker-"))
+        self.scratch_dir = None if self.chief else _scratch_dir(self.run_dir, self.strategy)
+        if self.scratch_dir is not None:
+            weakref.finalize(self, shutil.rmtree, str(self.scratch_dir), True)
+        write_dir = self.scratch_dir or self.run_dir
         if self.chief:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if config is not None:
@@ -120,6 +182,8 @@ class Trainer:
         latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
         if latest:
             self.checkpoint.restore(latest)
+        self._saved_step = int(self.step.numpy()) if latest else None
+        self._check_same_start()
         self.best = self._read_best()
         self.writer = (
             tf.summary.create_file_writer(str(self.run_dir / "logs")) if self.chief
@@ -137,18 +201,64 @@ class Trainer:
         return json.loads(path.read_text()) if path.exists() else None
 
     def save(self) -> str:
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        self._saved_step = int(self.step.numpy())
+        return path
 
     def _request_stop(self, signum, frame):
         self._stop_requested = True
 
+    def close(self) -> None:
+        """Remove a non-chief worker's scratch checkpoints (done at the end of `fit`)."""
+        if self.scratch_dir is not None:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+
+    # --- agreement between workers ------------------------------------------------------
+    def _all_workers_sum(self, value: float) -> float:
+        """Sum over all replicas of every worker of this worker's `value` (one all-reduce)."""
+        if self.strategy.num_replicas_in_sync == 1:
+            return float(value)
+        if not hasattr(self, "_sum_fn"):
+            strategy = self.strategy
+
+            @tf.function
+            def total(x):
+                out = strategy.run(lambda v: tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, tf.identity(v)), args=(x,))
+                return strategy.experimental_local_results(out)[0]
+
+            self._sum_fn = total
+        return float(self._sum_fn(tf.constant(float(value))))
+
+    def _check_same_start(self):
+        """Workers that cannot see the chief's checkpoints would silently train apart."""
+        if _cluster(self.strategy) is None:
+            return
+        step = int(self.step.numpy())
+        mean = self._all_workers_sum(step) / self.strategy.num_replicas_in_sync
+        if mean != step:
+            raise RuntimeError(
+                f"workers start from different steps (this one {step}, mean {mean:g}): every "
+                f"worker must see the chief's {self.run_dir / 'checkpoints'} (a shared file system)")
+
     # --- the loop -----------------------------------------------------------------------
     def _distributed_step(self):
-        strategy = self.strategy
+        strategy, statistics = self.strategy, self._statistics
+
+        def replica_step(batch, stop):
+            results = dict(self._step_fn(batch))
+            context = tf.distribute.get_replica_context()
+            if statistics and context.num_replicas_in_sync > 1:
+                means = context.all_reduce(tf.distribute.ReduceOp.MEAN,
+                                           [tf.identity(v.value) for v in statistics])
+                for v, m in zip(statistics, means):
+                    v.assign(m)
+            results["_stop"] = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(stop))
+            return results
 
         @tf.function
-        def run(batch):
-            results = strategy.run(self._step_fn, args=(batch,))
+        def run(batch, stop):
+            results = strategy.run(replica_step, args=(batch, stop))
             return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                     for k, v in results.items()}
 
@@ -164,19 +274,25 @@ class Trainer:
                 f.write(json.dumps({"step": step, **means}) + "\n")
 
     def _run_validation(self, step: int):
-        metrics, images = self.validate(step)
-        with self.writer.as_default(step=step):
-            for k, v in metrics.items():
-                tf.summary.scalar(f"val/{k}", v)
-            for name, img in (images or {}).items():
-                tf.summary.image(f"samples/{name}", np.clip(img, 0, 1)[None], max_outputs=1)
-        key = next(iter(metrics))
-        if self.best is None or metrics[key] > self.best[key]:
-            self.best = {"step": step, **{k: float(v) for k, v in metrics.items()}}
-            self.best_manager.save(checkpoint_number=step)
-            if self.chief:
-                write_json(self.run_dir / "best.json", self.best)
+        """The chief validates; every worker saves a best checkpoint when the chief's improves."""
+        metrics, improved = {}, False
         if self.chief:
+            metrics, images = self.validate(step)
+            with self.writer.as_default(step=step):
+                for k, v in metrics.items():
+                    tf.summary.scalar(f"val/{k}", v)
+                for name, img in (images or {}).items():
+                    tf.summary.image(f"samples/{name}", np.clip(img, 0, 1)[None], max_outputs=1)
+            key = next(iter(metrics))
+            improved = self.best is None or metrics[key] > self.best[key]
+        if _cluster(self.strategy) is not None:
+            improved = self._all_workers_sum(float(improved)) > 0
+        if improved:
+            self.best_manager.save(checkpoint_number=step)
+        if self.chief:
+            if improved:
+                self.best = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+                write_json(self.run_dir / "best.json", self.best)
             with open(self.run_dir / "validation.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, **{k: float(v) for k, v in metrics.items()}}) + "\n")
         return metrics
@@ -185,6 +301,7 @@ class Trainer:
         """Train up to `total_steps`; returns {"step", "stopped", "best", "last"}."""
         start = int(self.step.numpy())
         if start >= self.total_steps:
+            self.close()
             return {"step": start, "stopped": False, "best": self.best, "last": None}
         if start and self.chief and self.progress:
             print(f"resuming from step {start} ({self.run_dir})")
@@ -197,6 +314,14 @@ class Trainer:
         for s in previous:
             signal.signal(s, self._request_stop)
 
+        try:
+            return self._fit(start, step_fn, iterator)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self.close()
+
+    def _fit(self, start: int, step_fn, iterator) -> dict:
         bar = None
         if self.progress and self.chief:
             from tqdm import tqdm
@@ -205,9 +330,14 @@ class Trainer:
         sums: dict = {}
         count, last = 0, None
         last_good = self.manager.latest_checkpoint
+        # One process stops at once; workers of a cluster stop together after the step in
+        # which any of them was asked to (the request travels with the step's all-reduce).
+        alone = _cluster(self.strategy) is None
+        stop = False
         try:
-            while int(self.step.numpy()) < self.total_steps and not self._stop_requested:
-                results = step_fn(next(iterator))
+            while int(self.step.numpy()) < self.total_steps and not (stop or alone and self._stop_requested):
+                results = step_fn(next(iterator), tf.constant(float(self._stop_requested)))
+                stop = float(results.pop("_stop")) > 0
                 values = {k: float(v) for k, v in results.items()}
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 if bad:
@@ -236,13 +366,12 @@ class Trainer:
                 if step % self.checkpoint_every == 0:
                     last_good = self.save()
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
             if bar is not None:
                 bar.close()
         step = int(self.step.numpy())
-        if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(f"-{step}"):
+        if self._saved_step != step:  # the same decision on every worker
             self.save()
+        self._stop_requested = self._stop_requested or stop
         if self._stop_requested and self.chief:
             print(f"interrupted: checkpoint saved at step {step}; run again to resume")
         self.writer.flush()

@@ -198,22 +198,23 @@ def build_parser(chapter: str | None, default_scale: int | None) -> argparse.Arg
         prog=prog,
         description="Super-resolve images with a trained model (tiled, so any size fits in memory).",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
-    parser.add_argument("-o", "--output", help="output file (one input) or folder; default: beside each input")
-    parser.add_argument("--weights", help="checkpoint: X.h5, X.weights.h5 or X"
-                        + (" (default: this chapter's shipped weights)" if chapter else ""))
-    parser.add_argument("--scale", type=int, help="model scale; picks the shipped weights"
-                        + (f" (default {default_scale})" if default_scale else "")
-                        + " and must match the checkpoint")
-    parser.add_argument("--tile", type=int, help="tile side in input pixels; 0 = no tiling (default: from free memory)")
-    parser.add_argument("--tile-overlap", type=int, help="context pixels per tile side (default: the model's receptive field, at most 16)")
-    parser.add_argument("--batch-size", type=int, help="tiles per model call (default: 2, or 1 when tiles would be small)")
-    parser.add_argument("--outscale", type=float, help="final enlargement if not the model's (resampled after the model)")
-    parser.add_argument("--suffix", help="added to output file names (default _x<outscale>)")
-    parser.add_argument("--ext", help="output format: png, jpg, webp, tif, bmp (default: the input's)")
-    parser.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
-                        help="compute precision (only float32 is implemented yet)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+    add = parser.add_argument
+    add("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    add("-o", "--output", help="output file (one input) or folder; default: beside each input")
+    add("--weights", help="checkpoint: X.h5, X.weights.h5 or X"
+        + (" (default: this chapter's shipped weights)" if chapter else ""))
+    add("--scale", type=int, help="model scale; picks the shipped weights"
+        + (f" (default {default_scale})" if default_scale else "") + " and must match the checkpoint")
+    add("--tile", type=int, help="tile side in input pixels; 0 = no tiling (default: from free memory)")
+    add("--tile-overlap", type=int,
+        help="context pixels per tile side (default: the model's receptive field, at most 16)")
+    add("--batch-size", type=int, help="tiles per model call (default: 2, or 1 when tiles would be small)")
+    add("--outscale", type=float, help="final enlargement if not the model's (resampled after the model)")
+    add("--suffix", help="added to output file names (default _x<outscale>)")
+    add("--ext", help="output format: png, jpg, webp, tif, bmp (default: the input's)")
+    add("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
+        help="compute precision (only float32 is implemented yet)")
+    add("-q", "--quiet", action="store_true", help="no progress bars or messages")
     return parser
 
 
@@ -240,8 +241,8 @@ def _load_checkpoint(args, chapter, default_weights, default_scale):
     allowed = CHAPTER_ARCHITECTURES.get(chapter or "")
     if allowed and architecture and architecture not in allowed:
         hint = CHAPTER_OF.get(architecture)
-        raise Failure(weights, f"holds a different architecture: {architecture!r}, but {chapter}.upscale runs "
-                      f"{'/'.join(allowed)}" + (f" (use python -m {hint}.upscale)" if hint else ""))
+        raise Failure(weights, f"holds a different architecture: {architecture!r}, but {chapter}.upscale "
+                      f"runs {'/'.join(allowed)}" + (f" (use python -m {hint}.upscale)" if hint else ""))
     if args.scale and meta.get("scale") is None:  # e.g. a bare .h5 without its JSON
         meta = {**meta, "scale": args.scale}
     try:
@@ -303,7 +304,8 @@ def _plan(args, scale: int) -> tuple[list[tuple[Path, Path]], list[Failure], boo
     return jobs, failures, single and len(sources) <= 1
 
 
-def main(argv=None, chapter: str | None = None, default_weights=None, default_scale: int | None = None) -> int:
+def main(argv=None, chapter: str | None = None, default_weights=None,
+         default_scale: int | None = None) -> int:
     """Run the command; returns the exit code (0 ok, 1 some files failed, 2 error)."""
     args = build_parser(chapter, default_scale).parse_args(argv)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -321,7 +323,8 @@ def main(argv=None, chapter: str | None = None, default_weights=None, default_sc
         setup_devices()
         used = inference.set_precision(args.precision)
         if args.precision not in (used, "auto"):
-            print(f"warning: --precision {args.precision} is not implemented yet; using {used}", file=sys.stderr)
+            print(f"warning: --precision {args.precision} is not implemented yet; using {used}",
+                  file=sys.stderr)
         model, meta, spec = _load_checkpoint(args, chapter, default_weights, default_scale)
         jobs, failures, single = _plan(args, spec.scale)
     except Failure as failure:

@@ -205,8 +205,8 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 1
     g = meta["args"]
-    print(f"wrote {a.output}: x{g['scale']} RRDBNet, {g['num_blocks']} blocks, {g['num_filters']} filters, "
-          f"growth {g['growth']} ({meta['source_scheme']} names)")
+    print(f"wrote {a.output}: x{g['scale']} RRDBNet, num_blocks={g['num_blocks']}, num_filters={g['num_filters']}, "
+          f"growth={g['growth']} ({meta['source_scheme']} names)")
     return 0
 
 

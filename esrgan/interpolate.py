@@ -16,7 +16,7 @@ import esrgan.models  # noqa: F401  (registers the custom layers)
 from common.checkpoints import CheckpointError, load_model, save_model
 
 # Metadata that describes one trained model and not a blend of two.
-_PER_MODEL_KEYS = ("created", "keras_version", "parameters", "steps", "val_psnr")
+_PER_MODEL_KEYS = ("created", "keras_version", "parameters", "steps", "val_psnr", "source", "source_scheme")
 
 
 class IncompatibleModels(ValueError):

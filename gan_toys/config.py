@@ -35,7 +35,7 @@ class GaussianConfig:
 class MixtureConfig:
     """§4.4: an MLP generator learns 1/2 N(5.5, 3.25^2) + 1/2 N(-3.2, 1.75^2), with and without dropout."""
 
-    steps: int = 3000
+    steps: int = 1000
     seed: int = 0
     batch_size: int = 200
     d_steps: int = 1
@@ -48,9 +48,9 @@ class MixtureConfig:
     g_lr: float = 2e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
-    average_last: int = 200
+    average_last: int = 300  # final figures: generator weights averaged over these last steps
     eval_samples: int = 10_000
-    log_every: int = 50
+    log_every: int = 10
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,19 @@ class SinusoidConfig:
     amplitude: float = 15.0  # in pixels, about the centre row
     half_width: float = 1.0  # a pixel is on when its centre lies within this distance of the curve
     latent_dim: int = 32  # noise U(-1, 1)
-    g_filters: int = 32
-    d_filters: int = 16
+    g_filters: int = 16
+    d_filters: int = 8
+    batch_norm: bool = True  # in the generator, before its hidden ReLUs
     l2: float = 1e-4  # L2 weight penalty on both networks
-    d_lr: float = 2e-4
-    g_lr: float = 2e-4
+    instance_noise: float = 0.5  # std of Gaussian noise on D's inputs, linearly annealed ...
+    instance_noise_end: float = 0.05  # ... to this at the last step
+    d_lr: float = 5e-4
+    g_lr: float = 5e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
     eval_samples: int = 500
     fit_threshold: float = 0.9
-    log_every: int = 10
+    log_every: int = 50  # instance-noise schedule updated every this many steps
 
 
 CONFIGS = {"gaussian": GaussianConfig, "mixture": MixtureConfig, "sinusoids": SinusoidConfig}

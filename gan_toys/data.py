@@ -93,7 +93,7 @@ class SinusoidFit:
     (3x3 neighbourhood) of an on-pixel of the other:
         (|G within T+1px| + |T within G+1px|) / (|G| + |T|),
     1 for a real sinusoid, about 0.25 for uniform binary noise, 0 for a blank image. The best
-    phase maximises the score.
+    phase maximises the score (ties, within the tolerance, broken by the exact overlap).
     """
 
     def __init__(self, size: int = 50, cycles: float = 1.0, amplitude: float = 15.0,
@@ -113,7 +113,8 @@ class SinusoidFit:
         matched_t = g_dil @ self.templates.T  # (n, p): template pixels present in the image
         total = g.sum(1, keepdims=True) + self.templates.sum(1)[None, :]
         score = (matched_g + matched_t) / np.maximum(total, 1.0)
-        best = score.argmax(1)
+        exact = 2 * (g @ self.templates.T) / np.maximum(total, 1.0)  # Dice without tolerance
+        best = (score + 1e-3 * exact).argmax(1)  # ties of the tolerant score: the closest phase
         return score[np.arange(len(g)), best], self.phases[best]
 
     def quality(self, images, threshold: float = 0.9, bins: int = 12) -> dict:

@@ -43,7 +43,9 @@ class GAN(keras.Model):
         self.latent_dim = int(latent_dim)
         self.noise = noise
         self.d_steps = int(d_steps)
-        self.instance_noise = float(instance_noise)
+        # a variable, so that a schedule can change it between steps without retracing
+        self.instance_noise = tf.Variable(float(instance_noise), trainable=False, dtype=tf.float32,
+                                          name="instance_noise")
         # distribution-aware: under a strategy scope each replica draws its own stream
         self.rng = (tf.random.Generator.from_seed(seed) if seed is not None
                     else tf.random.Generator.from_non_deterministic_state())
@@ -64,8 +66,8 @@ class GAN(keras.Model):
 
     def discriminate(self, x, training=True):
         """D's logits; with instance noise (during training) the input is perturbed first."""
-        if training and self.instance_noise > 0:
-            x = x + self.instance_noise * self.rng.normal(tf.shape(x), dtype=x.dtype)
+        if training:
+            x = x + tf.cast(self.instance_noise, x.dtype) * self.rng.normal(tf.shape(x), dtype=x.dtype)
         return self.discriminator(x, training=training)
 
     def call(self, z, training=False):
@@ -92,8 +94,9 @@ class GAN(keras.Model):
         z = self.sample_noise(n)
         fake = self.generator(z, training=True)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminate(real)
-            fake_logits = self.discriminate(fake)
+            # one call on real and fake together (these discriminators keep no batch statistics)
+            logits = self.discriminate(tf.concat([real, tf.cast(fake, real.dtype)], axis=0))
+            real_logits, fake_logits = logits[:n], logits[n:]
             loss = _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
             scaled = self._scale(loss, self.discriminator)
         weights = self.discriminator.trainable_variables

@@ -50,26 +50,30 @@ def mlp_generator(latent_dim: int = 4, units: int = 256, hidden: int = 3, dropou
 # ---------------------------------------------------------------- §4.5 sinusoid images
 
 def conv_generator(latent_dim: int = 32, filters: int = 16, l2: float = 1e-4, batch_norm: bool = True,
-                   name: str = "conv_generator") -> keras.Model:
-    """Dense -> 12x12xF -> Conv2DTranspose (3x3, stride 2, valid) 25x25xF
-    -> Conv2DTranspose (4x4, stride 2, same) 50x50x1, sigmoid (pixels in [0, 1]).
-    With `batch_norm`, batch normalisation before the hidden ReLUs (as in DCGAN)."""
+                   leaky: float = 0.0, name: str = "conv_generator") -> keras.Model:
+    """Dense -> 13x13xF -> Conv2DTranspose (4x4, stride 2) 26x26xF -> Conv2DTranspose (4x4, stride 2)
+    52x52x1, sigmoid (pixels in [0, 1]) -> cropped to 50x50x1.
+
+    4x4 kernels at stride 2 overlap evenly (no checkerboard); the crop takes the border pixel off
+    each side. With `batch_norm`, batch normalisation before the hidden activations (as in DCGAN).
+    """
     reg = keras.regularizers.L2(l2) if l2 else None
 
-    def relu(stack, tag):
+    def activation(stack, tag):
         if batch_norm:
             stack.append(layers.BatchNormalization(name=f"bn_{tag}"))
-        stack.append(layers.ReLU(name=f"relu_{tag}"))
+        stack.append(layers.LeakyReLU(leaky, name=f"lrelu_{tag}") if leaky else layers.ReLU(name=f"relu_{tag}"))
 
     stack = [keras.Input((latent_dim,)),
-             layers.Dense(12 * 12 * filters, use_bias=not batch_norm, kernel_regularizer=reg, name="project")]
-    relu(stack, "project")
-    stack += [layers.Reshape((12, 12, filters)),
-              layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", use_bias=not batch_norm,
+             layers.Dense(13 * 13 * filters, use_bias=not batch_norm, kernel_regularizer=reg, name="project")]
+    activation(stack, "project")
+    stack += [layers.Reshape((13, 13, filters)),
+              layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not batch_norm,
                                      kernel_regularizer=reg, name="up1")]
-    relu(stack, "up1")
-    stack.append(layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid",
-                                        kernel_regularizer=reg, name="up2"))
+    activation(stack, "up1")
+    stack += [layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid",
+                                     kernel_regularizer=reg, name="up2"),
+              layers.Cropping2D(1, name="crop")]
     return keras.Sequential(stack, name=name)
 
 

@@ -103,15 +103,27 @@ def plot_curves(curves: dict, path, xlabel: str = "step", ylabel: str = "", hlin
     return _save(fig, path)
 
 
+def mosaic(images, columns: int = 8, gap: int = 2) -> np.ndarray:
+    """Tile images (n, h, w[, 1]) into one array, separated by `gap` pixels of mid-grey."""
+    images = np.asarray(images, np.float32)
+    if images.ndim == 4:
+        images = images[..., 0]
+    n, h, w = images.shape
+    rows = int(np.ceil(n / columns))
+    out = np.full((rows * (h + gap) + gap, columns * (w + gap) + gap), 0.5, np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        out[gap + r * (h + gap):gap + r * (h + gap) + h, gap + c * (w + gap):gap + c * (w + gap) + w] = image
+    return out
+
+
 def plot_image_grid(images, path, title: str = "", columns: int = 8) -> Path:
     """Images (n, h, w[, 1]) in [0, 1] as a grid."""
-    images = np.asarray(images)[..., 0] if np.asarray(images).ndim == 4 else np.asarray(images)
-    rows = int(np.ceil(len(images) / columns))
-    fig = Figure(figsize=(columns * 1.0, rows * 1.0 + (0.4 if title else 0)))
-    for i, image in enumerate(images):
-        ax = fig.add_subplot(rows, columns, i + 1)
-        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_axis_off()
+    tiles = mosaic(images, columns)
+    fig = Figure(figsize=(tiles.shape[1] / 50, tiles.shape[0] / 50 + (0.4 if title else 0)))
+    ax = fig.add_subplot()
+    ax.imshow(tiles, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
     if title:
-        fig.suptitle(title)
+        ax.set_title(title)
     return _save(fig, path)

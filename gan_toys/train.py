@@ -42,10 +42,11 @@ def _adam(lr: float, config):
     return keras.optimizers.Adam(lr, beta_1=config.beta_1, beta_2=config.beta_2)
 
 
-def _build_gan(generator_fn, discriminator_fn, config, strategy, noise: str = "normal", seed_offset: int = 0):
+def _build_gan(generator_fn, discriminator_fn, config, strategy, noise: str = "normal", seed_offset: int = 0,
+               instance_noise: float = 0.0):
     with strategy.scope():
         gan = GAN(generator_fn(), discriminator_fn(), config.latent_dim, noise=noise,
-                  d_steps=config.d_steps, seed=config.seed + seed_offset)
+                  d_steps=config.d_steps, instance_noise=instance_noise, seed=config.seed + seed_offset)
         gan.compile(_adam(config.d_lr, config), _adam(config.g_lr, config))
     return gan
 
@@ -215,9 +216,9 @@ def run_sinusoids(config, out: Path, strategy) -> dict:
     image_kw = dict(size=config.size, cycles=config.cycles, amplitude=config.amplitude,
                     half_width=config.half_width)
     gan = _build_gan(
-        lambda: models.conv_generator(config.latent_dim, config.g_filters, config.l2),
+        lambda: models.conv_generator(config.latent_dim, config.g_filters, config.l2, config.batch_norm),
         lambda: models.conv_discriminator(config.size, config.d_filters, l2=config.l2),
-        config, strategy, noise="uniform")
+        config, strategy, noise="uniform", instance_noise=config.instance_noise)
     dataset = data.sinusoid_dataset(config.batch_size * config.d_steps, seed=config.seed, **image_kw)
     fitter = data.SinusoidFit(**image_kw)
     real = data.sinusoid_images(np.random.default_rng(config.seed + 1000).uniform(0, 360, config.eval_samples),
@@ -226,6 +227,10 @@ def run_sinusoids(config, out: Path, strategy) -> dict:
     checkpoints = []
 
     def on_stop(step):
+        gan.instance_noise.assign(config.instance_noise
+                                  + (config.instance_noise_end - config.instance_noise) * step / config.steps)
+        if step not in marks:
+            return
         images = gan.generate(config.eval_samples)
         quality = fitter.quality(images, config.fit_threshold)
         checkpoints.append({"step": step, **quality})
@@ -234,8 +239,9 @@ def run_sinusoids(config, out: Path, strategy) -> dict:
               f"phase entropy {quality['phase_entropy']:.3f}", flush=True)
 
     start = time.perf_counter()
-    history = train(gan, dataset, config.steps, stops=checkpoint_steps(config.steps), on_stop=on_stop,
-                    strategy=strategy)
+    marks = checkpoint_steps(config.steps)
+    stops = sorted(set(marks) | set(range(config.log_every, config.steps, config.log_every)))
+    history = train(gan, dataset, config.steps, stops=stops, on_stop=on_stop, strategy=strategy)
     train_seconds = time.perf_counter() - start
     final = checkpoints[-1]
     metrics = {

@@ -106,7 +106,7 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
         config=asdict(config), progress=progress,
     )
     result = trainer.fit()
-    if export and not result["stopped"]:
+    if export and not result["stopped"] and trainer.chief:  # only the chief writes
         from common.checkpoints import save_model
 
         trainer.restore_best()

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
-from common.checkpoints import CheckpointError
+from common.checkpoints import CheckpointError, load_model
 from common.evaluate import bicubic_upscaler, evaluate_model, format_report, nearest_upscaler
 from common.images import ImageError, atomic_write_bytes
-from srgan.krasserm import KrassermNotInstalled, load_krasserm, weights_dir
+from srgan.krasserm import KrassermNotInstalled, weights_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -30,10 +30,6 @@ KRASSERM_SPECS = ("krasserm:srresnet", "krasserm:srgan")
 
 def resolve_weights(spec: str):
     """`krasserm:srresnet` | `krasserm:srgan` | checkpoint path -> (model, meta)."""
-    if spec.startswith("krasserm:"):
-        return load_krasserm(spec.split(":", 1)[1])
-    from common.checkpoints import load_model
-
     return load_model(spec)
 
 

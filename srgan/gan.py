@@ -77,6 +77,7 @@ class SRGAN(keras.Model):
         d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
         return loss, d_real, d_fake
 
+    @tf.autograph.experimental.do_not_convert  # plain Python control flow: tracing is faster
     def train_step(self, data):
         lr, hr = data[0], data[1]
         lr_parts = tf.split(lr, self.d_steps, axis=0)
@@ -118,6 +119,7 @@ class SRResNetTrainer(keras.Model):
     def call(self, lr, training=False):
         return self.generator(lr, training=training)
 
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         lr, hr = data[0], data[1]
         with tf.GradientTape() as tape:

@@ -13,7 +13,7 @@ generator with its JSON metadata.
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import keras
@@ -214,7 +214,7 @@ def train(config: SRGANConfig, run_dir, strategy_name: str = "default", init=Non
     trainer, generator, run_dir = session.trainer, session.generator, Path(run_dir)
     result = trainer.fit()
     result["exported"] = None
-    if export and not result["stopped"]:
+    if export and not result["stopped"] and trainer.chief:  # only the chief writes
         from common.checkpoints import save_model
 
         step, psnr = result["step"], None
@@ -285,8 +285,6 @@ def resolve_config(args) -> tuple[str, SRGANConfig]:
             overrides[key] = tuple(value)
     config = with_overrides(PRESETS[name], **overrides)
     if hasattr(args, "lr_decay_at"):  # an explicit 'none' must override the preset too
-        from dataclasses import replace
-
         config = replace(config, lr_decay_at=args.lr_decay_at)
     return name, config
 

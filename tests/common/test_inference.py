@@ -78,7 +78,8 @@ def test_value_ranges_are_mapped():
     image = IMAGE[:10, :12]
     expected = image.repeat(2, axis=0).repeat(2, axis=1)
     model = nearest_x2(input_range=(0, 255), output_range=(-1, 1))
-    meta = {"scale": 2, "upsampling": "post", "color": "rgb", "input_range": [0, 255], "output_range": [-1, 1]}
+    meta = {"scale": 2, "upsampling": "post", "color": "rgb", "input_range": [0, 255],
+            "output_range": [-1, 1]}
     np.testing.assert_allclose(upscale(image, model, meta), expected, atol=1e-5)
     wrong = upscale(image, model, {**meta, "input_range": [0, 1]})
     assert np.abs(wrong - expected).max() > 0.1
@@ -148,5 +149,19 @@ def test_precision_hook():
 
 def test_strip_bicubic_equals_whole_image_bicubic():
     image = RNG.random((37, 23)).astype(np.float32)
-    np.testing.assert_allclose(inference.upsample_bicubic_strips(image, 3, rows=8), upsample_bicubic(image, 3),
-                               atol=1e-6)
+    strips = inference.upsample_bicubic_strips(image, 3, rows=8)
+    np.testing.assert_allclose(strips, upsample_bicubic(image, 3), atol=1e-6)
+
+
+def test_models_that_downsample_inside_get_aligned_tiles():
+    """A strided conv needs even sides and a fixed phase: odd images are padded, tiles aligned."""
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = keras.layers.Conv2D(48, 3, padding="same")(x)
+    model = keras.Model(inp, PixelShuffle(4)(x))  # x2 overall
+    assert inference.analyze_model(model).multiple == 2
+    image = IMAGE[:45, :63]
+    whole = upscale(image, model, {"scale": 2}, tile=0)
+    tiled = upscale(image, model, {"scale": 2}, tile=25)
+    assert whole.shape == (90, 126, 3)
+    assert np.abs(tiled - whole).max() <= 1 / 255

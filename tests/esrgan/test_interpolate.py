@@ -73,11 +73,10 @@ def test_command_line(tmp_path, capsys):
     assert saved["interpolation"]["alpha"] == 0.8 and "val_psnr" not in saved
     assert json.loads((tmp_path / "interp.json").read_text())["architecture"] == "rrdb_generator"
 
-    save_model(rrdb_generator(**{**TINY, "num_blocks": 2}), tmp_path / "other.h5",
-               {**meta, "args": {**TINY, "num_blocks": 2}})
     capsys.readouterr()
-    assert interpolate.main(["--psnr", str(tmp_path / "psnr.h5"), "--gan", str(tmp_path / "other.h5"),
-                             "--alpha", "0.5", "-o", str(tmp_path / "bad.h5")]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error:") and "differ" in err
+    for gan, alpha, message in ((tmp_path / "missing.h5", "0.5", "not found"), (tmp_path / "gan.h5", "1.5", "alpha")):
+        assert interpolate.main(["--psnr", str(tmp_path / "psnr.h5"), "--gan", str(gan),
+                                 "--alpha", alpha, "-o", str(tmp_path / "bad.h5")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and message in err
     assert not (tmp_path / "bad.h5").exists()

@@ -5,7 +5,6 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from common.checkpoints import load_model, save_model
 from common.images import write_image

@@ -1,0 +1,101 @@
+"""Evaluate an ESRGAN-chapter generator with the field's protocol (PSNR/SSIM on Y), optionally NIQE.
+
+    python -m esrgan.evaluate --data ../shared/data/Set5 --scale 4 [--weights FILE] [--json OUT] [--niqe]
+
+--weights is a checkpoint (default esrgan/weights/rrdb_x4.h5) or a named weight source of
+common.checkpoints.load_model (krasserm:srresnet, krasserm:srgan). The JSON is the common
+evaluation JSON; with --niqe every image gets "niqe" (no-reference, lower is better; MATLAB's niqe
+on the Y channel of the 8-bit SR image, `scale` border pixels cropped) and the result its mean.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import common  # noqa: F401  (quiet TensorFlow import)
+from common.checkpoints import CheckpointError, checkpoint_paths, load_model
+from common.evaluate import evaluate_model, format_report, write_json
+from common.images import ImageError, to_uint8
+from common.inference import upscale
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "rrdb_x4.h5"
+MISSING_HINT = ("train one (python -m esrgan.train --stage psnr|gan --export FILE), convert the official "
+                "weights (python -m esrgan.convert RRDB_ESRGAN_x4.pth -o FILE) or pass --weights FILE")
+
+
+def load_weights(spec=None):
+    """(model, meta, name) for a checkpoint or a named weight source (default DEFAULT_WEIGHTS)."""
+    if spec is None:
+        if not any(p.is_file() for p in checkpoint_paths(DEFAULT_WEIGHTS)[:2]):
+            raise CheckpointError(f"no weights given and {DEFAULT_WEIGHTS} not found: {MISSING_HINT}")
+        spec = str(DEFAULT_WEIGHTS)
+    model, meta = load_model(spec)
+    name = meta.get("display_name") or (spec if ":" in spec else Path(spec).stem)
+    return model, meta, name
+
+
+def image_niqe(sr, scale: int):
+    """NIQE of an SR image as evaluated (8-bit, `scale` border pixels cropped); None if undefined."""
+    from common.metrics import niqe
+
+    try:
+        return niqe(to_uint8(sr), crop_border=scale)
+    except ValueError:  # too small (fewer than two 96x96 blocks) or flat
+        return None
+
+
+def mean_or_none(values):
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if finite else None
+
+
+def evaluate(model, meta, data_dir, scale: int, degradation: str = "bicubic", name: str = "model",
+             with_niqe: bool = False, progress: bool = False) -> dict:
+    """The common evaluation dict of `model`, plus "niqe" per image and mean when `with_niqe`."""
+    if meta.get("scale") not in (None, scale):
+        raise ValueError(f"{name}: model is x{meta['scale']}, not x{scale}")
+    scores = []
+
+    def upscale_fn(lr):
+        sr = upscale(lr, model, meta)
+        if with_niqe:
+            scores.append(image_niqe(sr, scale))
+        return sr
+
+    result = evaluate_model(upscale_fn, data_dir, scale, degradation, name=name, progress=progress)
+    if with_niqe:
+        for row, score in zip(result["per_image"], scores):
+            row["niqe"] = score
+        result["niqe"] = mean_or_none(scores)
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m esrgan.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="folder of HR images (e.g. ../shared/data/Set5)")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--weights", help=f"checkpoint (default {DEFAULT_WEIGHTS.relative_to(DEFAULT_WEIGHTS.parents[2])}) "
+                        "or krasserm:srresnet | krasserm:srgan")
+    parser.add_argument("--degradation", default="bicubic")
+    parser.add_argument("--json", help="write the results here (the common evaluation JSON)")
+    parser.add_argument("--niqe", action="store_true", help="also compute NIQE (no-reference; lower is better)")
+    args = parser.parse_args(argv)
+    try:
+        model, meta, name = load_weights(args.weights)
+        result = evaluate(model, meta, args.data, args.scale, args.degradation, name, args.niqe, progress=True)
+    except (ImageError, CheckpointError, ValueError, OSError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(result))
+    if args.niqe:
+        shown = "n/a" if result["niqe"] is None else f"{result['niqe']:.4f}"
+        print(f"{'NIQE':<16} {shown}  (lower is better; " + ", ".join(
+            f"{r['name']} {'n/a' if r['niqe'] is None else format(r['niqe'], '.3f')}" for r in result["per_image"]) + ")")
+    if args.json:
+        write_json(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

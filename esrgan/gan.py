@@ -1,0 +1,112 @@
+"""ESRGAN's training steps (Wang et al., 2018) as Keras models.
+
+`ESRGAN.train_step((lr, hr))` updates both networks from one forward pass, as the official code
+does (the generator is scored by the discriminator before this step's discriminator update, and
+the discriminator sees this step's generated images):
+
+    D: minimise  L_D^Ra = -E[log D_Ra(x_r, x_f)] - E[log(1 - D_Ra(x_f, x_r))]
+    G: minimise  L_G = L_percep + 5e-3 * L_G^Ra + 1e-2 * L1
+
+with D_Ra(a, b) = sigmoid(C(a) - E[C(b)]) (esrgan.losses). Images stay in [0, 1], the generator's
+and the discriminator's range. It returns d_loss, g_loss (total), percep, ra, l1 (the weighted
+terms), and d_real = E[D_Ra(x_r, x_f)], d_fake = E[D_Ra(x_f, x_r)] (probabilities: how sure D is
+that real images look more realistic than generated ones, and the reverse).
+
+`PSNRTrainer` is the first stage: the generator alone on L1.
+
+Distribution: every loss is a mean over the replica's batch; it is divided by the number of
+replicas before differentiation and the optimizers sum gradients over replicas, so updates follow
+the mean over the global batch (the dataset gives every replica an equal batch). The relativistic
+expectation E[C(.)] and the discriminator's batch norm use the replica's batch (as with
+per-GPU batch norm). The returned figures are per-replica means, which the caller averages.
+"""
+import common  # noqa: F401  (quiet TensorFlow import)
+import keras
+import tensorflow as tf
+
+from esrgan.losses import L1Loss, RelativisticDiscriminatorLoss
+
+METRICS = ("d_loss", "g_loss", "percep", "ra", "l1", "d_real", "d_fake")
+
+
+def _replicas() -> int:
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context
+        return tf.distribute.get_strategy().num_replicas_in_sync
+    return context.num_replicas_in_sync
+
+
+class ESRGAN(keras.Model):
+    """RRDB generator and VGG-style discriminator, trained with the relativistic average GAN."""
+
+    def __init__(self, generator, discriminator, generator_loss, discriminator_loss=None, **kwargs):
+        """`generator_loss`: esrgan.losses.GeneratorLoss (perceptual, relativistic and L1 parts);
+        `discriminator_loss`: RelativisticDiscriminatorLoss (default)."""
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.generator_loss = generator_loss
+        self.discriminator_loss = discriminator_loss or RelativisticDiscriminatorLoss()
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        # Slot variables now (in the caller's strategy scope, before any checkpoint restore).
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    def call(self, lr, training=False):
+        return self.generator(lr, training=training)
+
+    @tf.autograph.experimental.do_not_convert  # no Python control flow to convert
+    def train_step(self, data):
+        lr, hr = data[0], tf.cast(data[1], tf.float32)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            sr = self.generator(lr, training=True)
+            real_logits = self.discriminator(hr, training=True)
+            fake_logits = self.discriminator(sr, training=True)
+            d_loss = self.discriminator_loss(real_logits, fake_logits)
+            parts = self.generator_loss(hr, sr, real_logits, fake_logits)
+            n = _replicas()
+            g_scaled, d_scaled = parts["total"] / n, d_loss / n
+        # Each tape differentiates its own loss for its own network only; both before any update.
+        g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
+        g_grads, d_grads = g_tape.gradient(g_scaled, g_vars), d_tape.gradient(d_scaled, d_vars)
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        real = tf.cast(real_logits, tf.float32)
+        fake = tf.cast(fake_logits, tf.float32)
+        return {
+            "d_loss": d_loss, "g_loss": parts["total"], "percep": parts["perceptual"], "ra": parts["gan"],
+            "l1": parts["l1"],
+            "d_real": tf.reduce_mean(tf.sigmoid(real - tf.reduce_mean(fake))),
+            "d_fake": tf.reduce_mean(tf.sigmoid(fake - tf.reduce_mean(real))),
+        }
+
+
+class PSNRTrainer(keras.Model):
+    """The PSNR-oriented stage: the generator alone on L1 (RRDB_PSNR)."""
+
+    def __init__(self, generator, pixel_loss=None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.pixel_loss = pixel_loss or L1Loss(1.0)
+
+    def compile(self, g_optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = g_optimizer
+        g_optimizer.build(self.generator.trainable_variables)
+
+    def call(self, lr, training=False):
+        return self.generator(lr, training=training)
+
+    @tf.autograph.experimental.do_not_convert
+    def train_step(self, data):
+        lr, hr = data[0], data[1]
+        with tf.GradientTape() as tape:
+            l1 = self.pixel_loss(hr, self.generator(lr, training=True))
+            scaled = l1 / _replicas()
+        weights = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
+        return {"l1": l1}

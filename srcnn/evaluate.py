@@ -1,0 +1,123 @@
+"""Evaluate SRCNN against bicubic, the paper's way.
+
+    python -m srcnn.evaluate --data ../shared/data/Set5 --scale 3 [--weights FILE] [--json OUT]
+    python -m srcnn.evaluate --table            # bicubic vs SRCNN, Set5 + Set14, x2/x3/x4
+    python -m srcnn.evaluate --data DIR --scale 2 --weights ../shared/reference-models/srcnn_v4.h5 \
+        --protocol thesis                        # the thesis checkpoint on its own degradation
+
+--protocol standard: LR by the named degradation (MATLAB bicubic by default), the model's
+input is its bicubic upscaling. --protocol thesis: LR by nearest-neighbour decimation, the
+input is its bicubic upscaling saved as JPEG (q75), as the thesis's training data was made.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import common  # noqa: F401
+from common import evaluate as ev
+from common.checkpoints import CheckpointError, load_model
+from common.images import ImageError
+from common.inference import upscale
+from common.paths import resolve_data
+from srcnn.thesis import is_keras2_srcnn, load_thesis_checkpoint, thesis_upsample
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+THESIS_CHECKPOINT = Path(__file__).resolve().parents[2] / "shared" / "reference-models" / "srcnn_v4.h5"
+PROTOCOLS = ("standard", "thesis")
+
+
+def default_weights(scale: int) -> Path:
+    return WEIGHTS / f"srcnn_x{scale}.h5"
+
+
+def load_srcnn(weights, scale: int):
+    """(model, meta) of our checkpoints or of the thesis's Keras-2 file."""
+    if is_keras2_srcnn(weights):
+        return load_thesis_checkpoint(weights, scale)
+    return load_model(weights)
+
+
+def srcnn_upscaler(model, meta, protocol: str = "standard"):
+    if protocol == "thesis":
+        pre = {**meta, "scale": 1}  # the input is already upscaled (and JPEG-compressed)
+        return lambda lr: upscale(thesis_upsample(lr, meta["scale"]), model, pre)
+    return lambda lr: upscale(lr, model, meta)
+
+
+def evaluate(weights, data, scale: int, protocol: str = "standard", degradation="bicubic",
+             name=None) -> dict:
+    model, meta = load_srcnn(weights, scale)
+    if protocol == "thesis":
+        degradation = "nearest"
+    result = ev.evaluate_model(srcnn_upscaler(model, meta, protocol), resolve_data(data), scale,
+                               degradation, name or Path(weights).stem)
+    if protocol == "thesis":
+        result["degradation"] = "thesis (nearest, bicubic up, JPEG q75)"
+    return result
+
+
+def bicubic(data, scale: int, protocol: str = "standard") -> dict:
+    if protocol == "thesis":
+        fn = lambda lr: thesis_upsample(lr, scale)  # noqa: E731
+        result = ev.evaluate_model(fn, resolve_data(data), scale, "nearest", "bicubic")
+        result["degradation"] = "thesis (nearest, bicubic up, JPEG q75)"
+        return result
+    return ev.evaluate_model(ev.bicubic_upscaler(scale), resolve_data(data), scale, "bicubic", "bicubic")
+
+
+def table(datasets=("Set5", "Set14"), scales=(2, 3, 4), thesis_weights=THESIS_CHECKPOINT) -> list[dict]:
+    """Bicubic vs SRCNN rows (the SRCNN paper's Table 2 layout) plus the thesis checkpoint."""
+    rows = []
+    for data in datasets:
+        for scale in scales:
+            rows.append(bicubic(data, scale))
+            if default_weights(scale).exists():
+                rows.append(evaluate(default_weights(scale), data, scale, name="srcnn (shipped)"))
+        if Path(thesis_weights).exists():
+            for protocol in PROTOCOLS:
+                if protocol == "thesis":
+                    rows.append(bicubic(data, 2, protocol))
+                rows.append(evaluate(thesis_weights, data, 2, protocol, name="srcnn_v4 (thesis)"))
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'data':<7}{'scale':>6}  {'method':<20}{'degradation':<42}{'PSNR':>8}{'SSIM':>9}"]
+    for r in rows:
+        lines.append(f"{r['dataset']:<7}{'x' + str(r['scale']):>6}  {r['model']:<20}"
+                     f"{r['degradation']:<42}{r['psnr']:8.2f}{r['ssim']:9.4f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m srcnn.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--table", action="store_true", help="bicubic vs SRCNN on Set5/Set14, x2-x4")
+    parser.add_argument("--data")
+    parser.add_argument("--scale", type=int, default=3)
+    parser.add_argument("--weights", help="checkpoint (default: the shipped srcnn_x{scale}.h5)")
+    parser.add_argument("--protocol", default="standard", choices=PROTOCOLS)
+    parser.add_argument("--degradation", default="bicubic")
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    try:
+        if args.table:
+            rows = table()
+            print(format_table(rows))
+            if args.json:
+                ev.write_json(rows, args.json)
+            return 0
+        if not args.data:
+            parser.error("--data is required (or use --table)")
+        weights = args.weights or default_weights(args.scale)
+        result = evaluate(weights, args.data, args.scale, args.protocol, args.degradation)
+        print(ev.format_report(result))
+        if args.json:
+            ev.write_json(result, args.json)
+    except (CheckpointError, ImageError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

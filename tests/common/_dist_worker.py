@@ -1,0 +1,243 @@
+"""Subprocess workers for tests/common/test_distribute.py (run as scripts, never collected).
+
+    python tests/common/_dist_worker.py mirrored OUT_DIR TRAIN_DIR VAL_DIR
+        splits the CPU into two logical devices (before TensorFlow initialises them) and trains
+        tiny SRResNets under the default strategy and under MirroredStrategy; writes OUT_DIR/*.npz.
+    python tests/common/_dist_worker.py srgan OUT.npz [--pause-after-save S] -- SRGAN_TRAIN_ARGS...
+        one worker of a cluster (TF_CONFIG is set by the caller): runs `python -m srgan.train`
+        and dumps the final weights and what the Trainer did to OUT.npz / OUT.json.
+"""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import common  # noqa: E402,F401  (quiet TensorFlow import)
+import tensorflow as tf  # noqa: E402
+
+GLOBAL_BATCH = 4
+STEPS = 3
+
+
+def split_cpu(n: int = 2):
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+
+
+# --- MirroredStrategy against the default strategy --------------------------------------------
+def fixed_batches(steps: int = STEPS):
+    """The same global batches for every run: (lr 4x4, hr 16x16) images, seeded."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    hr = rng.uniform(0, 1, (steps * GLOBAL_BATCH, 16, 16, 3)).astype("float32")
+    lr = hr.reshape(-1, 4, 4, 4, 4, 3).mean(axis=(2, 4)).astype("float32")
+    return lr, hr
+
+
+def fixed_run(strategy, run_dir, batch_norm, initial=None, steps=STEPS, sync_statistics=True):
+    """SRResNet pretraining steps on `fixed_batches` through common.training.Trainer."""
+    import keras
+
+    from common.training import Trainer
+    from srgan.gan import SRResNetTrainer
+    from srgan.losses import PixelMSE
+    from srgan.models import srresnet
+
+    lr, hr = fixed_batches(steps)
+
+    def make_dataset(start_step, ctx):
+        # consecutive per-replica batches go to replicas 0, 1, ...: one global batch per step
+        per_replica = ctx.get_per_replica_batch_size(GLOBAL_BATCH)
+        ds = tf.data.Dataset.from_tensor_slices((lr, hr)).skip(start_step * GLOBAL_BATCH)
+        return ds.batch(per_replica, drop_remainder=True)
+
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        generator = srresnet(num_filters=8, num_blocks=1, batch_norm=batch_norm)
+        optimizer = keras.optimizers.Adam(1e-3)
+        model = SRResNetTrainer(generator, PixelMSE())
+        model.compile(optimizer)
+        if initial is not None:
+            generator.set_weights(initial)
+        start = generator.get_weights()
+    trainer = Trainer(run_dir, model.train_step, make_dataset, {"generator": generator, "optimizer": optimizer},
+                      total_steps=steps, strategy=strategy, checkpoint_every=1000, log_every=1, progress=False)
+    if not sync_statistics:
+        trainer._statistics = []  # what Keras alone does: each replica keeps its own BN statistics
+    result = trainer.fit()
+    losses = [h["content"] for h in trainer.history]
+    return generator, result, losses, start
+
+
+def replica_spread(model) -> float:
+    """Largest difference between the replicas' copies of any variable (0 outside a strategy)."""
+    import numpy as np
+
+    spread = 0.0
+    for v in model.weights:
+        copies = [c.numpy() for c in getattr(v.value, "values", [v.value])]
+        spread = max([spread] + [float(np.abs(c - copies[0]).max()) for c in copies[1:]])
+    return spread
+
+
+def mirrored(out_dir, train_dir, val_dir):
+    import numpy as np
+
+    split_cpu(2)
+    from dataclasses import replace
+
+    import keras
+
+    from common.training import make_strategy
+
+    out_dir = Path(out_dir)
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    default = make_strategy("default")
+    mirror = make_strategy("mirrored")  # every logical CPU when there is no GPU
+    info = {"devices": devices, "replicas": mirror.num_replicas_in_sync}
+    timings = {}
+
+    # 1. fixed batches, no BN: the strategy must not change the arithmetic
+    t = time.time()
+    g_default, _, loss_default, initial = fixed_run(default, out_dir / "fixed-default", False)
+    g_mirror, _, loss_mirror, _ = fixed_run(mirror, out_dir / "fixed-mirrored", False, initial)
+    np.savez(out_dir / "fixed.npz", initial=np.concatenate([w.ravel() for w in initial]),
+             default=np.concatenate([w.ravel() for w in g_default.get_weights()]),
+             mirrored=np.concatenate([w.ravel() for w in g_mirror.get_weights()]))
+    info.update(fixed_losses={"default": loss_default, "mirrored": loss_mirror},
+                fixed_spread=replica_spread(g_mirror))
+    timings["fixed"] = time.time() - t
+
+    # 2. BN: per-replica batch statistics; moving statistics averaged over replicas by the Trainer
+    t = time.time()
+    bn_default, _, _, bn_initial = fixed_run(default, out_dir / "bn-default", True, steps=1)
+    bn_mirror, _, _, _ = fixed_run(mirror, out_dir / "bn-mirrored", True, bn_initial, steps=1)
+    bn_unsynced, _, _, _ = fixed_run(mirror, out_dir / "bn-unsynced", True, bn_initial, steps=1,
+                                     sync_statistics=False)
+
+    def stat(model, name):
+        return model.get_layer("block1_bn1").moving_mean.numpy() if name == "mean" else \
+            model.get_layer("block1_bn1").moving_variance.numpy()
+
+    np.savez(out_dir / "bn.npz", default_mean=stat(bn_default, "mean"), mirrored_mean=stat(bn_mirror, "mean"),
+             default_var=stat(bn_default, "var"), mirrored_var=stat(bn_mirror, "var"))
+    info.update(bn_spread=replica_spread(bn_mirror), bn_unsynced_spread=replica_spread(bn_unsynced),
+                bn_weights_finite=all(bool(np.isfinite(w).all()) for w in bn_mirror.get_weights()))
+    timings["bn"] = time.time() - t
+
+    # 3. the chapter trainer itself (srgan.train, its tf.data pipeline), default vs mirrored
+    t = time.time()
+    from srgan import train as srgan_train
+    from srgan.config import PRESETS
+
+    config = replace(PRESETS["tiny"], train_data=(str(train_dir),), val_data=str(val_dir), hr_patch=16,
+                     batch_size=2, batch_norm=False, steps=STEPS, checkpoint_every=1000, validate_every=1000)
+    weights = {}
+    for name in ("default", "mirrored"):
+        keras.utils.set_random_seed(0)
+        session = srgan_train.build(config, out_dir / f"srgan-{name}", name, vgg_weights=None, progress=False)
+        if name == "mirrored":
+            info["srgan_seeded_init_equal"] = all(
+                np.array_equal(a, b) for a, b in zip(start, session.generator.get_weights()))
+            session.generator.set_weights(start)
+        else:
+            start = session.generator.get_weights()
+        info[f"srgan_{name}_replicas"] = session.trainer.strategy.num_replicas_in_sync
+        session.trainer.fit()
+        weights[name] = np.concatenate([w.ravel() for w in session.generator.get_weights()])
+    np.savez(out_dir / "srgan.npz", initial=np.concatenate([w.ravel() for w in start]), **weights)
+    timings["srgan"] = time.time() - t
+    info["timings"] = timings
+    (out_dir / "info.json").write_text(json.dumps(info, indent=1))
+
+
+# --- one worker of a MultiWorkerMirroredStrategy cluster --------------------------------------
+def srgan_worker(out, pause_after_save, argv):
+    import numpy as np
+
+    from common import training
+    from srgan import train as srgan_train
+
+    out = Path(out)
+    run_dir = Path(argv[argv.index("--run-dir") + 1]).resolve()
+    writes = []
+
+    def audit(event, args):  # Python-level writes into the run folder (this worker's)
+        if event == "open" and args[0] is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+            mode = args[1] or "r"
+            if any(c in str(mode) for c in "wax+") and str(run_dir) in os.path.abspath(os.fsdecode(args[0])):
+                writes.append(["open", os.fsdecode(args[0])])
+        elif event in ("os.rename", "os.replace", "os.mkdir", "os.remove", "shutil.rmtree"):
+            if str(run_dir) in os.path.abspath(os.fsdecode(args[0])):
+                writes.append([event, os.fsdecode(args[0])])
+
+    sys.addaudithook(audit)
+    sessions, starts = [], []
+    build = srgan_train.build
+
+    def recording_build(*args, **kwargs):
+        sessions.append(build(*args, **kwargs))
+        starts.append(int(sessions[-1].trainer.step.numpy()))  # restored from the chief's checkpoint
+        return sessions[-1]
+
+    srgan_train.build = recording_build
+    finished = {}
+    fit = training.Trainer.fit
+
+    def recording_fit(self):  # the state right after training (an export may restore the best step)
+        result = fit(self)
+        session = sessions[-1]
+        finished.update(step=int(self.step.numpy()), g_iterations=int(session.g_optimizer.iterations.numpy()))
+        finished["arrays"] = {f"generator/{i}": w for i, w in enumerate(session.generator.get_weights())}
+        if session.discriminator is not None:
+            finished["arrays"].update(
+                {f"discriminator/{i}": w for i, w in enumerate(session.discriminator.get_weights())})
+        return result
+
+    training.Trainer.fit = recording_fit
+    if pause_after_save:
+        save = training.Trainer.save
+
+        def slow_save(self):
+            path = save(self)
+            if self.chief:
+                print(f"saved {path}", flush=True)
+            time.sleep(pause_after_save)  # the test kills the workers here
+            return path
+
+        training.Trainer.save = slow_save
+
+    code = srgan_train.main(argv)
+    session = sessions[0]
+    trainer = session.trainer
+    np.savez(out.with_suffix(".npz"), **finished["arrays"])
+    report = {
+        "code": code, "chief": trainer.chief, "replicas": trainer.strategy.num_replicas_in_sync,
+        "strategy": type(trainer.strategy).__name__, "step": finished["step"],
+        "resumed_from": starts[0], "first_logged_step": trainer.history[0]["step"] if trainer.history else None,
+        "g_iterations": finished["g_iterations"],
+        "scratch_dir": None if trainer.scratch_dir is None else str(trainer.scratch_dir),
+        "checkpoint_dirs": [trainer.manager.directory, trainer.best_manager.directory],
+        "writes_into_run_dir": writes,
+    }
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    return code
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "mirrored":
+        mirrored(*sys.argv[2:5])
+    elif sys.argv[1] == "srgan":
+        rest = sys.argv[2:]
+        split = rest.index("--")
+        options, argv = rest[:split], rest[split + 1:]
+        pause = float(options[options.index("--pause-after-save") + 1]) if "--pause-after-save" in options else 0.0
+        sys.exit(srgan_worker(options[0], pause, argv))
+    else:
+        sys.exit(f"unknown mode {sys.argv[1]!r}")

@@ -1,0 +1,172 @@
+"""esrgan.gan and esrgan.train on tiny configurations: one GAN step, the relativistic losses,
+the psnr-stage CLI with export, GAN resume with both optimizers, presets and schedules."""
+import json
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common.checkpoints import load_model
+from common.images import write_image
+from esrgan import train as esrgan_train
+from esrgan.config import PRESETS, ESRGANConfig
+from esrgan.gan import ESRGAN, METRICS
+from esrgan.losses import RelativisticDiscriminatorLoss, RelativisticGeneratorLoss
+from esrgan.models import discriminator, rrdb_generator
+
+TINY_G = dict(num_filters=8, num_blocks=1, growth=4)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Three textured 48x48 training images and two 40x40 validation images."""
+    root = tmp_path_factory.mktemp("esrgan_data")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    for folder, names, size in (("train", ("a", "b", "c"), 48), ("val", ("butterfly", "other"), 40)):
+        (root / folder).mkdir()
+        for name in names:
+            f = rng.uniform(1, 6, 3)
+            image = 0.5 + 0.3 * np.sin(f[None, None] * np.stack([xx, yy, xx + yy], -1) * np.pi)
+            image += rng.normal(0, 0.05, image.shape)
+            write_image(root / folder / f"{name}.png", np.clip(image[:size, :size], 0, 1).astype(np.float32))
+    return root
+
+
+def tiny(data, **changes) -> ESRGANConfig:
+    return replace(PRESETS["tiny"], train_data=(str(data / "train"),), val_data=str(data / "val"), **changes)
+
+
+def values(variables):
+    return [v.numpy() for v in variables]
+
+
+def test_one_gan_step_updates_both_networks_and_reports_the_named_losses():
+    keras.utils.set_random_seed(0)
+    config = PRESETS["tiny"]
+    gen, disc = rrdb_generator(**TINY_G), discriminator(patch=32, num_filters=8)
+    model = ESRGAN(gen, disc, *esrgan_train.make_losses(config, vgg_weights=None))
+    model.compile(esrgan_train.make_optimizer(config), esrgan_train.make_optimizer(config))
+    rng = np.random.default_rng(1)
+    hr = rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+    lr = tf.image.resize(hr, (8, 8), "area").numpy()
+    g_before, d_before = values(gen.trainable_variables), values(disc.trainable_variables)
+
+    out = {k: float(v) for k, v in model.train_step((lr, hr)).items()}
+
+    assert set(out) == set(METRICS) and all(np.isfinite(v) for v in out.values())
+    assert out["g_loss"] == pytest.approx(out["percep"] + out["ra"] + out["l1"], rel=1e-5)
+    assert out["l1"] > 0 and out["percep"] > 0 and out["d_loss"] > 0 and 0 < out["d_real"] < 1
+    # the generator's relativistic term carries the 5e-3 weight: ~ 5e-3 * log 2 near D's start
+    assert 0 < out["ra"] < 0.05
+    assert all(not np.array_equal(a, b.numpy()) for a, b in zip(g_before, gen.trainable_variables))
+    assert all(not np.array_equal(a, b.numpy()) for a, b in zip(d_before, disc.trainable_variables))
+    assert int(model.g_optimizer.iterations) == 1 and int(model.d_optimizer.iterations) == 1
+
+
+def test_relativistic_losses_favour_real_logits_above_fake_ones():
+    d_loss, g_loss = RelativisticDiscriminatorLoss(), RelativisticGeneratorLoss(weight=1.0)
+    far = (tf.constant([6.0, 5.0, 7.0]), tf.constant([-6.0, -5.0, -4.0]))  # D tells them apart
+    even = (tf.constant([0.5, -0.5, 0.1]), tf.constant([0.4, -0.3, 0.0]))
+    swapped = far[::-1]
+    assert float(d_loss(*far)) < 0.01 < float(d_loss(*even)) < float(d_loss(*swapped))
+    assert float(g_loss(*far)) > float(g_loss(*even)) > float(g_loss(*swapped))
+    # both losses depend only on the relative logits: shifting all of them changes nothing
+    shifted = (far[0] + 3.0, far[1] + 3.0)
+    assert float(d_loss(*shifted)) == pytest.approx(float(d_loss(*far)), rel=1e-6)
+    # with equal logits D cannot tell: log 2 for each of the averaged halves
+    assert float(d_loss(tf.zeros(4), tf.zeros(4))) == pytest.approx(np.log(2.0), rel=1e-6)
+
+
+def test_psnr_cli_runs_two_steps_and_exports_a_reloadable_checkpoint(data, tmp_path, capsys):
+    run_dir, out = tmp_path / "run", tmp_path / "rrdb_psnr_x4.h5"
+    code = esrgan_train.main([
+        "--preset", "tiny", "--stage", "psnr", "--steps", "2", "--train-data", str(data / "train"),
+        "--val-data", str(data / "val"), "--run-dir", str(run_dir), "--export", str(out), "--quiet",
+    ])
+    assert code == 0, capsys.readouterr().err
+    model, meta = load_model(out)
+    assert meta["architecture"] == "rrdb_generator" and meta["stage"] == "psnr"
+    assert meta["args"] == {"scale": 4, "num_filters": 8, "num_blocks": 1, "growth": 4, "res_scale": 0.2}
+    assert meta["input_range"] == [0, 1] and meta["output_range"] == [0, 1]
+    assert meta["upsampling"] == "post" and meta["color"] == "rgb" and meta["scale"] == 4
+    assert meta["degradation"] == "bicubic" and meta["training_data"] == str(data / "train")
+    best = json.loads((run_dir / "best.json").read_text())
+    assert meta["steps"] == best["step"] and meta["val_psnr"] == pytest.approx(best["psnr"])
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [1, 2] and all(h["l1"] > 0 for h in history)
+    assert (run_dir / "logs").is_dir()
+
+    x = np.random.default_rng(0).uniform(0, 1, (1, 6, 7, 3)).astype(np.float32)
+    y = model(x, training=False).numpy()
+    assert y.shape == (1, 24, 28, 3)
+    rebuilt, _ = load_model(out.with_name("rrdb_psnr_x4.weights.h5"))  # rebuilt from the JSON's args
+    np.testing.assert_array_equal(y, rebuilt(x, training=False).numpy())
+    # the gan stage's --init reads the same (best) weights from the run folder
+    fresh = rrdb_generator(**TINY_G)
+    assert esrgan_train.init_generator(fresh, run_dir).startswith(str(run_dir / "best"))
+    np.testing.assert_array_equal(y, fresh(x, training=False).numpy())
+
+
+def test_interrupted_gan_run_resumes_with_both_networks_and_optimizers(data, tmp_path):
+    keras.utils.set_random_seed(1)
+    config = tiny(data, stage="gan", steps=2, lr=1e-4, lr_milestones=(3,), validate_every=2)
+    first = esrgan_train.build(config, tmp_path / "run", vgg_weights=None, progress=False)
+    assert first.trainer.fit()["step"] == 2
+    saved = {name: values(obj.variables) for name, obj in (
+        ("generator", first.generator), ("discriminator", first.discriminator),
+        ("g_optimizer", first.g_optimizer), ("d_optimizer", first.d_optimizer))}
+
+    # a new process builds everything again (the run was stopped after step 2 of 4)
+    second = esrgan_train.build(replace(config, steps=4), tmp_path / "run", vgg_weights=None, progress=False)
+    assert second.trainer.resumed_from == 2
+    for name, obj in (("generator", second.generator), ("discriminator", second.discriminator),
+                      ("g_optimizer", second.g_optimizer), ("d_optimizer", second.d_optimizer)):
+        restored = values(obj.variables)
+        assert len(restored) == len(saved[name]) > 0
+        for a, b in zip(saved[name], restored):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    # Adam's moments are among them and are not all zero
+    assert any(np.abs(v).sum() > 0 for v in saved["d_optimizer"][2:])
+    assert any(np.abs(v).sum() > 0 for v in saved["g_optimizer"][2:])
+
+    result = second.trainer.fit()
+    assert result["step"] == 4 and set(result["last"]) == set(METRICS)
+    assert int(second.g_optimizer.iterations) == 4 and int(second.d_optimizer.iterations) == 4
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [1, 2, 3, 4]
+    # lr 1e-4 for updates 1-3, halved from update 4 on
+    assert float(second.g_optimizer.learning_rate) == pytest.approx(5e-5)
+    assert float(second.d_optimizer.learning_rate) == pytest.approx(5e-5)
+
+
+def test_schedules_and_presets_follow_the_paper():
+    psnr, gan = PRESETS["psnr"], PRESETS["gan"]
+    assert (psnr.stage, psnr.lr, psnr.batch_size, psnr.hr_patch, psnr.num_blocks, psnr.num_filters,
+            psnr.growth) == ("psnr", 2e-4, 16, 128, 23, 64, 32)
+    assert (gan.stage, gan.lr, gan.gan_weight, gan.l1_weight, gan.perceptual_weight) == ("gan", 1e-4, 5e-3, 1e-2, 1)
+    schedule = esrgan_train.learning_rate(gan)
+    for update, rate in ((1, 1e-4), (50_000, 1e-4), (50_001, 5e-5), (100_001, 2.5e-5), (300_001, 6.25e-6)):
+        assert float(schedule(update - 1)) == pytest.approx(rate)  # iteration i is update i + 1
+    assert float(esrgan_train.learning_rate(psnr)(400_000)) == pytest.approx(5e-5)
+    assert PRESETS["cpu"].stage == "psnr" and PRESETS["cpu"].num_blocks < 23
+    name, config = esrgan_train.resolve_config(esrgan_train.parse_args(
+        ["--stage", "gan", "--num-blocks", "4", "--num-filters", "32", "--lr-milestones", "10", "20"]))
+    assert name == "gan" and (config.num_blocks, config.num_filters, config.lr_milestones) == (4, 32, (10, 20))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        replace(gan, hr_patch=48)
+
+
+def test_missing_vgg_weights_and_psnr_weights_give_one_line_errors(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/esrgan-psnr here
+    args = ["--preset", "tiny", "--stage", "gan", "--train-data", str(data / "train"),
+            "--val-data", str(data / "val"), "--run-dir", str(tmp_path / "run"), "--quiet"]
+    assert esrgan_train.main(args) == 2
+    assert "--init" in capsys.readouterr().err
+
+    missing = tmp_path / "vgg19.h5"
+    assert esrgan_train.main([*args, "--init", "none", "--vgg-weights", str(missing)]) == 2
+    assert capsys.readouterr().err == f"error: VGG19 weights file not found: {missing}\n"
+    assert not (tmp_path / "run").exists()  # stopped before writing anything

@@ -1,0 +1,72 @@
+import json
+
+import numpy as np
+import pytest
+
+from common.checkpoints import load_model
+from srcnn.evaluate import bicubic, evaluate, load_srcnn
+from srcnn.models import border, srcnn
+from srcnn.thesis import load_thesis_checkpoint
+from srcnn.train import main as train_main
+
+THESIS = "srcnn_v4.h5"
+
+
+@pytest.mark.parametrize("f2,params", [(1, 5248 + 2080 + 801), (3, 5248 + 18464 + 801),
+                                       (5, 5248 + 51232 + 801)])
+def test_paper_variants_parameter_counts(f2, params):
+    # 9-f2-5 with n1=64, n2=32 on the Y channel, as in Dong et al.
+    assert srcnn(f2=f2).count_params() == params
+
+
+@pytest.mark.parametrize("padding,size", [("valid", 33 - 2 * 8), ("same", 33), ("reflect", 33)])
+def test_padding_modes_and_shared_weights(padding, size):
+    base = srcnn(padding="valid")
+    model = srcnn(padding=padding)
+    model.set_weights(base.get_weights())
+    x = np.random.default_rng(0).random((1, 33, 33, 1), dtype=np.float32)
+    y = model(x, training=False).numpy()
+    assert y.shape == (1, size, size, 1)
+    if padding == "reflect":  # the centre equals the valid network's output
+        np.testing.assert_allclose(y[:, 8:-8, 8:-8], base(x, training=False).numpy(), atol=1e-5)
+    assert border() == 8
+
+
+def test_thesis_checkpoint_loads_and_beats_bicubic_on_its_degradation(shared_data):
+    path = shared_data.parent / "reference-models" / THESIS
+    model, meta = load_thesis_checkpoint(path)
+    assert meta["args"] == dict(f1=9, f2=3, f3=5, n1=64, n2=32, channels=3, padding="same",
+                                output_activation="tanh")
+    assert meta["input_range"][0] == pytest.approx(-127 / 128)
+    thesis = evaluate(path, shared_data / "Set5", 2, protocol="thesis")
+    base = bicubic(shared_data / "Set5", 2, protocol="thesis")
+    assert thesis["psnr"] > base["psnr"] + 0.3
+    # load_srcnn recognises the Keras 2 file by itself
+    assert load_srcnn(path, 2)[1]["degradation"] == "thesis"
+
+
+def test_train_cli_resumes_and_exports(tmp_path, shared_data):
+    data = tmp_path / "train"
+    data.mkdir()
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        y, x = np.mgrid[0:60, 0:60] / 6.0
+        img = (np.sin(x + i) * np.cos(y) * 100 + 128 + rng.normal(0, 5, (60, 60))).clip(0, 255)
+        cv2.imwrite(str(data / f"{i}.png"), np.repeat(img[..., None], 3, 2).astype(np.uint8))
+    run = tmp_path / "run"
+    args = ["--preset", "adam", "--train-data", str(data), "--val-data", str(shared_data / "Set5"),
+            "--scales", "2", "3", "--n1", "8", "--n2", "4", "--patch", "24", "--batch-size", "4",
+            "--validate-every", "2", "--checkpoint-every", "2", "--log-every", "1", "--run-dir", str(run)]
+    assert train_main(args + ["--steps", "2"]) == 0
+    export = tmp_path / "w" / "srcnn_x{scale}.h5"
+    export.parent.mkdir()
+    assert train_main(args + ["--steps", "3", "--export", str(export)]) == 0
+    history = [json.loads(line)["step"] for line in (run / "history.jsonl").read_text().splitlines()]
+    assert history == [1, 2, 3]  # resumed at step 2, not restarted
+    for scale in (2, 3):
+        model, meta = load_model(tmp_path / "w" / f"srcnn_x{scale}.h5")
+        assert meta["scale"] == scale and meta["trained_scales"] == [2, 3]
+        assert meta["upsampling"] == "pre" and meta["color"] == "y"
+        assert model.count_params() == srcnn(n1=8, n2=4).count_params()
