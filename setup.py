@@ -27,7 +27,7 @@ setup(
     ],
     extras_require={
         "dev": ["pytest", "nbclient", "nbmake", "ipykernel", "nbformat"],
+        "export": ["tf2onnx", "onnxruntime"],
         "torch": ["torch"],
-        "krasserm": [],
     },
 )

@@ -137,12 +137,14 @@ def _quantise(x):
 
 
 def _shard(paths, seed, batch_size, input_context):
+    """(paths, seed, per-replica batch, elements this pipeline consumes per training step)."""
     if input_context is None:
-        return paths, seed, batch_size
+        return paths, seed, batch_size, batch_size
     n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
     if len(paths) >= n:
         paths = paths[i::n]
-    return paths, seed + i, input_context.get_per_replica_batch_size(batch_size)
+    per_replica = input_context.get_per_replica_batch_size(batch_size)
+    return paths, seed + i, per_replica, per_replica * (input_context.num_replicas_in_sync // n)
 
 
 def train_dataset(
@@ -176,8 +178,8 @@ def train_dataset(
         raise ValueError(f"unknown degradation {degradation!r}; choose from {', '.join(DEGRADATIONS)}")
     if hr_patch % scale:
         raise ValueError(f"hr_patch {hr_patch} is not a multiple of the scale {scale}")
-    paths, seed, batch = _shard(_image_paths(folders), int(seed), batch_size, input_context)
-    start = int(start_step) * batch
+    paths, seed, batch, per_step = _shard(_image_paths(folders), int(seed), batch_size, input_context)
+    start = int(start_step) * per_step
 
     if cache:
         images = _ImageCache(paths, hr_patch)

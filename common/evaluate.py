@@ -4,7 +4,7 @@ HR = image cropped to a multiple of the scale; LR = `degrade(HR)` saved as 8-bit
 output is rounded to 8 bits; PSNR/SSIM on the BT.601 Y channel with `scale` border pixels cropped.
 
     python -m common.evaluate --model bicubic|nearest|PATH --data DIR --scale N \
-        [--degradation bicubic] [--json OUT]
+        [--degradation bicubic] [--json OUT] [--precision float32|bfloat16|auto]
 """
 import argparse
 import json
@@ -19,6 +19,7 @@ from common.data import eval_pairs
 from common.degradations import DEGRADATIONS, imresize
 from common.images import ImageError, atomic_write_bytes, to_uint8
 from common.metrics import psnr, ssim
+from common.precision import PRECISIONS, resolve_precision
 
 UpscaleFn = Callable[[np.ndarray], np.ndarray]  # LR RGB [0,1] -> SR RGB [0,1]
 
@@ -80,8 +81,11 @@ def write_json(result: dict, path) -> None:
     atomic_write_bytes(Path(path), (json.dumps(result, indent=2) + "\n").encode())
 
 
-def model_upscaler(model_spec: str, scale: int) -> tuple[UpscaleFn, str]:
-    """bicubic | nearest | a checkpoint path -> (upscale function, display name)."""
+def model_upscaler(model_spec: str, scale: int, precision: str = "float32") -> tuple[UpscaleFn, str]:
+    """bicubic | nearest | a checkpoint path -> (upscale function, display name).
+
+    `precision` (float32, bfloat16 or auto) is the model's compute precision (common.precision).
+    """
     if model_spec == "bicubic":
         return bicubic_upscaler(scale), "bicubic"
     if model_spec == "nearest":
@@ -92,7 +96,7 @@ def model_upscaler(model_spec: str, scale: int) -> tuple[UpscaleFn, str]:
     model, meta = load_model(model_spec)
     if meta.get("scale") not in (None, scale):
         raise ValueError(f"{model_spec}: model is x{meta['scale']}, not x{scale}")
-    return (lambda lr: upscale(lr, model, meta)), Path(model_spec).stem
+    return (lambda lr: upscale(lr, model, meta, precision=precision)), Path(model_spec).stem
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +104,21 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, required=True)
     parser.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS)
     parser.add_argument("--json", help="write the results here as JSON")
+    add_precision_argument(parser)
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="model compute precision; auto = bfloat16 where the CPU/GPU runs it "
+                             "natively, else float32 (default float32)")
+
+
+def chosen_precision(name: str) -> str:
+    """Resolve --precision and say which one is used (one line on stderr) unless float32 was asked."""
+    used, reason = resolve_precision(name)
+    if name != "float32":
+        print(reason, file=sys.stderr)
+    return used
 
 
 def run(upscale_fn: UpscaleFn, name: str, args) -> dict:
@@ -116,7 +135,7 @@ def main(argv=None) -> int:
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        fn, name = model_upscaler(args.model, args.scale)
+        fn, name = model_upscaler(args.model, args.scale, chosen_precision(args.precision))
         run(fn, name, args)
     except (ImageError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

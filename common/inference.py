@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from common.degradations import imresize
 from common.images import rgb_to_ycbcr, ycbcr_to_rgb
+from common.precision import cast_model, resolve_precision
 
 DEFAULT_MARGIN = 16  # LR px of context per tile side for deep post-upsampling generators
 DEFAULT_MARGIN_PRE = 48  # HR px cap for pre-upsampling models
@@ -40,8 +41,7 @@ ACTIVATION_FACTOR = 4  # live tensors per largest feature map (input, output, sk
 BATCH_MIN_TILE = 256  # batch two tiles only if tiles can still be this large
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601; inverts grey -> (g, g, g)
 
-_PRECISIONS = ("float32", "bfloat16", "auto")
-_precision = "float32"
+_precision = "float32"  # set_precision()
 
 
 class InferenceError(ValueError):
@@ -49,16 +49,17 @@ class InferenceError(ValueError):
 
 
 def set_precision(name: str) -> str:
-    """Choose the compute precision for inference; returns the precision actually used.
+    """Choose the compute precision of `upscale` (float32, bfloat16 or auto); returns the one used.
 
-    TODO(bfloat16): run the tiles under a "mixed_bfloat16" policy (weights stay float32,
-    activations bfloat16) and compare against float32 on Set5 before enabling it. Until then
-    "bfloat16" and "auto" fall back to float32.
+    bfloat16 runs the model rebuilt by common.precision.cast_model (weights stay float32; output,
+    clipping and rounding as in float32). "auto" picks bfloat16 only where it is native.
     """
     global _precision
-    if name not in _PRECISIONS:
-        raise ValueError(f"unknown precision {name!r}; choose from {', '.join(_PRECISIONS)}")
-    _precision = "float32"
+    _precision = resolve_precision(name)[0]
+    return _precision
+
+
+def get_precision() -> str:
     return _precision
 
 
@@ -173,8 +174,18 @@ def analyze_model(model) -> ModelInfo:
     return info
 
 
-def _compiled(model):
-    """model(x, training=False) as one tf.function traced once for any tile size."""
+_CAST: "weakref.WeakKeyDictionary[keras.Model, keras.Model]" = weakref.WeakKeyDictionary()
+
+
+def _compiled(model, precision: str = "float32"):
+    """model(x, training=False) in `precision` as one tf.function traced once for any tile size."""
+    if precision == "bfloat16":
+        if model not in _CAST:
+            _CAST[model] = cast_model(model, "bfloat16")
+        else:  # the model may have trained since: copy its current (float32) weights
+            for mine, theirs in zip(_CAST[model].weights, model.weights):
+                mine.assign(theirs)
+        model = _CAST[model]
     fn = _FUNCTIONS.get(model)
     if fn is None:
         ref = weakref.ref(model)
@@ -413,7 +424,8 @@ def _run(lr: np.ndarray, fn, spec: Spec) -> np.ndarray:
     return y.astype(np.float32, copy=False)
 
 
-def upscale(image, model, meta=None, tile=None, tile_overlap=None, batch_size=None, progress=None):
+def upscale(image, model, meta=None, tile=None, tile_overlap=None, batch_size=None, progress=None,
+            precision=None):
     """Super-resolve a float RGB (H, W, 3) or grey (H, W[, 1]) image in [0, 1].
 
     tile: LR tile side in pixels; None chooses it from the available memory, 0 disables tiling.
@@ -421,6 +433,7 @@ def upscale(image, model, meta=None, tile=None, tile_overlap=None, batch_size=No
         capped at DEFAULT_MARGIN); neighbouring tiles overlap by 2 * tile_overlap + ramp.
     batch_size: tiles per model call (default 2, or 1 when memory allows only small tiles).
     progress: optional callable(done_tiles, total_tiles).
+    precision: "float32", "bfloat16" or "auto" (default: the one chosen by set_precision()).
     Returns float32 (H*s, W*s, C) in [0, 1] with the input's channel count (2-D for 2-D input).
     """
     image = np.asarray(image, dtype=np.float32)
@@ -449,7 +462,7 @@ def upscale(image, model, meta=None, tile=None, tile_overlap=None, batch_size=No
     col_w = [_profile(x, tw, w, margin, ramp, s) for x in cols]
 
     out = np.zeros((h * s, w * s, image.shape[2]), np.float32)
-    fn = _compiled(model)
+    fn = _compiled(model, _precision if precision is None else resolve_precision(precision)[0])
     tiles = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
     for start in range(0, len(tiles), batch_size):
         chunk = tiles[start : start + batch_size]

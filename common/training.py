@@ -90,8 +90,12 @@ def _scratch_dir(run_dir: Path, strategy) -> Path:
     return path
 
 
-def _moving_statistics(trackables: dict) -> list:
-    """Moving mean/variance variables of the trainable, unsynchronised BN layers in `trackables`."""
+def moving_statistics(*objects) -> list:
+    """Moving mean/variance variables of the trainable, unsynchronised BN layers in `objects`.
+
+    Under a multi-replica strategy Keras updates each replica's copy from that replica's batch
+    (the variables have no aggregation), so the copies drift apart; see `average_over_replicas`.
+    """
     found, seen = [], set()
 
     def walk(layer):
@@ -104,10 +108,22 @@ def _moving_statistics(trackables: dict) -> list:
         for child in getattr(layer, "layers", []) or []:
             walk(child)
 
-    for obj in trackables.values():
+    for obj in objects:
         if isinstance(obj, keras.layers.Layer):
             walk(obj)
     return found
+
+
+def average_over_replicas(variables) -> None:
+    """In replica context (inside `strategy.run`, after the update): set every replica's copy
+    of `variables` to their mean over all replicas of all workers. No-op with one replica."""
+    context = tf.distribute.get_replica_context()
+    if not variables or context is None or context.num_replicas_in_sync == 1:
+        return
+    means = context.all_reduce(tf.distribute.ReduceOp.MEAN,
+                               [tf.identity(v.value if isinstance(v, keras.Variable) else v) for v in variables])
+    for v, m in zip(variables, means):
+        v.assign(m)
 
 
 def global_average(per_example_loss, global_batch_size: int):
@@ -157,7 +173,7 @@ class Trainer:
         self.progress = progress
         self._step_fn, self._make_dataset = step_fn, make_dataset
         self._stop_requested = False
-        self._statistics = _moving_statistics(trackables)
+        self._statistics = moving_statistics(*trackables.values())
 
         # Non-chief workers write their (required) checkpoint copies to a scratch folder.
         self.scratch_dir = None if self.chief else _scratch_dir(self.run_dir, self.strategy)
@@ -247,12 +263,8 @@ class Trainer:
 
         def replica_step(batch, stop):
             results = dict(self._step_fn(batch))
+            average_over_replicas(statistics)
             context = tf.distribute.get_replica_context()
-            if statistics and context.num_replicas_in_sync > 1:
-                means = context.all_reduce(tf.distribute.ReduceOp.MEAN,
-                                           [tf.identity(v.value) for v in statistics])
-                for v, m in zip(statistics, means):
-                    v.assign(m)
             results["_stop"] = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(stop))
             return results
 

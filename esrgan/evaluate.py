@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m esrgan.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="folder of HR images (e.g. ../shared/data/Set5)")
     parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--weights", help=f"checkpoint (default {DEFAULT_WEIGHTS.relative_to(DEFAULT_WEIGHTS.parents[2])}) "
+    parser.add_argument("--weights", help="checkpoint (default esrgan/weights/rrdb_x4.h5) "
                         "or krasserm:srresnet | krasserm:srgan")
     parser.add_argument("--degradation", default="bicubic")
     parser.add_argument("--json", help="write the results here (the common evaluation JSON)")
@@ -89,9 +89,11 @@ def main(argv=None) -> int:
         return 2
     print(format_report(result))
     if args.niqe:
-        shown = "n/a" if result["niqe"] is None else f"{result['niqe']:.4f}"
-        print(f"{'NIQE':<16} {shown}  (lower is better; " + ", ".join(
-            f"{r['name']} {'n/a' if r['niqe'] is None else format(r['niqe'], '.3f')}" for r in result["per_image"]) + ")")
+        def shown(value, digits=3):
+            return "n/a" if value is None else f"{value:.{digits}f}"
+
+        per_image = ", ".join(f"{r['name']} {shown(r['niqe'])}" for r in result["per_image"])
+        print(f"{'NIQE':<16} {shown(result['niqe'], 4)}  (lower is better; {per_image})")
     if args.json:
         write_json(result, args.json)
     return 0

@@ -16,9 +16,10 @@ that real images look more realistic than generated ones, and the reverse).
 
 Distribution: every loss is a mean over the replica's batch; it is divided by the number of
 replicas before differentiation and the optimizers sum gradients over replicas, so updates follow
-the mean over the global batch (the dataset gives every replica an equal batch). The relativistic
-expectation E[C(.)] and the discriminator's batch norm use the replica's batch (as with
-per-GPU batch norm). The returned figures are per-replica means, which the caller averages.
+the mean over the global batch (the dataset gives every replica an equal batch): the PSNR stage
+under MirroredStrategy matches the default strategy to 1e-8. The relativistic expectation E[C(.)]
+and the discriminator's batch norm use the replica's batch, as the official code does under
+distributed data parallelism. The returned figures are per-replica means, which the caller averages.
 """
 import common  # noqa: F401  (quiet TensorFlow import)
 import keras

@@ -177,7 +177,8 @@ def plot(result: dict, path) -> Path:
 
 
 def format_table(result: dict) -> str:
-    lines = [f"{'alpha':>6} | {'network PSNR':>12} {'SSIM':>7} {'NIQE':>7} | {'pixel PSNR':>10} {'SSIM':>7} {'NIQE':>7}"]
+    lines = [f"{'alpha':>6} | {'network PSNR':>12} {'SSIM':>7} {'NIQE':>7} | "
+             f"{'pixel PSNR':>10} {'SSIM':>7} {'NIQE':>7}"]
 
     def cells(r):
         niqe = "n/a" if r.get("niqe") is None else f"{r['niqe']:.3f}"
@@ -192,7 +193,8 @@ def format_table(result: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m esrgan.sweep", description=__doc__.split("\n")[0])
     parser.add_argument("--psnr", required=True, help="PSNR-oriented checkpoint (or krasserm:srresnet)")
-    parser.add_argument("--gan", required=True, help="GAN-trained checkpoint of the same architecture (or krasserm:srgan)")
+    parser.add_argument("--gan", required=True,
+                        help="GAN-trained checkpoint of the same architecture (or krasserm:srgan)")
     parser.add_argument("--data", required=True, help="folder of HR images (e.g. ../shared/data/Set5)")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--degradation", default="bicubic")

@@ -29,7 +29,8 @@ from common.training import Trainer, TrainingDiverged, make_strategy
 from common.vgg import VGGWeightsUnavailable, vgg_features
 from esrgan.config import PRESETS, STAGES, ESRGANConfig, config_fields, default_preset, with_overrides
 from esrgan.gan import ESRGAN, PSNRTrainer
-from esrgan.losses import GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss, RelativisticGeneratorLoss
+from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
+                           RelativisticGeneratorLoss)
 from esrgan.models import discriminator, rrdb_generator
 # Generic helpers of the SRGAN chapter (candidates for common/).
 from srgan.train import InitError, _bool, _read_jsonl, _run_checkpoint, init_generator
@@ -105,6 +106,7 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
           vgg_weights="imagenet", progress: bool = True) -> Session:
     """Networks, optimizers, losses, data and a Trainer resumed from `run_dir` if it holds a run."""
     run_dir = Path(run_dir)
+    keras.utils.set_random_seed(config.seed)  # initial weights, not only the data
     strategy = make_strategy(strategy_name)
     train_dirs = [resolve_data(d) for d in config.train_data]
     val_dir = resolve_data(config.val_data)

@@ -57,15 +57,15 @@ class MixtureConfig:
 class SinusoidConfig:
     """§4.5: a small convolutional GAN learns 50x50 binary images of a sine curve with random phase."""
 
-    steps: int = 3000
+    steps: int = 1500
     seed: int = 0
     batch_size: int = 32
     d_steps: int = 1
     size: int = 50
     cycles: float = 1.0  # sine periods across the image width
     amplitude: float = 15.0  # in pixels, about the centre row
-    half_width: float = 1.0  # a pixel is on when its centre lies within this distance of the curve
-    latent_dim: int = 32  # noise U(-1, 1)
+    half_width: float = 1.5  # a pixel is on when its centre lies within this distance of the curve
+    latent_dim: int = 4  # noise U(-1, 1)
     g_filters: int = 16
     d_filters: int = 8
     batch_norm: bool = True  # in the generator, before its hidden ReLUs
@@ -73,7 +73,7 @@ class SinusoidConfig:
     instance_noise: float = 0.5  # std of Gaussian noise on D's inputs, linearly annealed ...
     instance_noise_end: float = 0.05  # ... to this at the last step
     d_lr: float = 5e-4
-    g_lr: float = 5e-4
+    g_lr: float = 1e-3
     beta_1: float = 0.5
     beta_2: float = 0.999
     eval_samples: int = 500

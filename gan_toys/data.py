@@ -120,17 +120,23 @@ class SinusoidFit:
     def quality(self, images, threshold: float = 0.9, bins: int = 12) -> dict:
         """Summary: share of images fitted with score >= threshold, mean score, and how uniform
         the fitted phases of those good images are (normalised entropy of a `bins`-bin histogram:
-        1 = uniform, 0 = a single phase bin; and the largest bin's share, 1/bins if uniform)."""
+        1 = uniform, 0 = a single phase bin; and the largest bin's share, 1/bins if uniform),
+        and the same entropy over the fitted phases of all images (`phase_entropy_all`)."""
         score, phase = self.fit(images)
         good = score >= threshold
         hist = np.histogram(phase[good], bins=bins, range=(0.0, 360.0))[0].astype(np.float64)
         if hist.sum() > 0:
             p = hist / hist.sum()
             nz = p[p > 0]
-            entropy = float(-(nz * np.log(nz)).sum() / np.log(bins))
+            entropy = float(abs((nz * np.log(nz)).sum()) / np.log(bins))
             max_share = float(p.max())
         else:
             entropy, max_share = 0.0, 1.0
+        hist_all = np.histogram(phase, bins=bins, range=(0.0, 360.0))[0] / max(len(phase), 1)
+        nz_all = hist_all[hist_all > 0]
         return {"good_share": float(good.mean()), "mean_score": float(score.mean()),
+                "median_score": float(np.median(score)),
                 "phase_entropy": entropy, "phase_max_bin_share": max_share,
-                "phase_bins_covered": int((hist > 0).sum()), "n": int(len(score))}
+                "phase_bins_covered": int((hist > 0).sum()),
+                "phase_entropy_all": float(abs((nz_all * np.log(nz_all)).sum()) / np.log(bins)),
+                "n": int(len(score))}

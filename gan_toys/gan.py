@@ -46,9 +46,13 @@ class GAN(keras.Model):
         # a variable, so that a schedule can change it between steps without retracing
         self.instance_noise = tf.Variable(float(instance_noise), trainable=False, dtype=tf.float32,
                                           name="instance_noise")
-        # distribution-aware: under a strategy scope each replica draws its own stream
-        self.rng = (tf.random.Generator.from_seed(seed) if seed is not None
-                    else tf.random.Generator.from_non_deterministic_state())
+        # distribution-aware: under a strategy scope each replica draws its own stream. The seed is
+        # hashed into a Philox key: Generator.from_seed gives nearly the same stream for 0, 1, 2, ...
+        if seed is None:
+            self.rng = tf.random.Generator.from_non_deterministic_state()
+        else:
+            key = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] >> 1)
+            self.rng = tf.random.Generator.from_key_counter(key, [0, 0], "philox")
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         super().compile(**kwargs)

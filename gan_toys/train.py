@@ -235,8 +235,8 @@ def run_sinusoids(config, out: Path, strategy) -> dict:
         quality = fitter.quality(images, config.fit_threshold)
         checkpoints.append({"step": step, **quality})
         plots.plot_image_grid(images[:32], out / f"samples_step{step:06d}.png", f"step {step}")
-        print(f"step {step}: good {quality['good_share']:.3f}, score {quality['mean_score']:.3f}, "
-              f"phase entropy {quality['phase_entropy']:.3f}", flush=True)
+        print(f"step {step}: good share {quality['good_share']:.3f}, mean fit {quality['mean_score']:.3f}, "
+              f"phase entropy {quality['phase_entropy_all']:.3f}", flush=True)
 
     start = time.perf_counter()
     marks = checkpoint_steps(config.steps)
@@ -246,7 +246,8 @@ def run_sinusoids(config, out: Path, strategy) -> dict:
     final = checkpoints[-1]
     metrics = {
         "good_share": final["good_share"], "mean_score": final["mean_score"],
-        "phase_entropy": final["phase_entropy"], "checkpoints": checkpoints,
+        "median_score": final["median_score"], "phase_entropy": final["phase_entropy"],
+        "phase_entropy_all": final["phase_entropy_all"], "checkpoints": checkpoints,
         "real": fitter.quality(real, config.fit_threshold),
         "d_real": float(np.mean(history["d_real"][-100:])), "d_fake": float(np.mean(history["d_fake"][-100:])),
         "fit_threshold": config.fit_threshold,
@@ -258,7 +259,7 @@ def run_sinusoids(config, out: Path, strategy) -> dict:
     steps = [c["step"] for c in checkpoints]
     plots.plot_curves({f"share with fit >= {config.fit_threshold}": (steps, [c["good_share"] for c in checkpoints]),
                        "mean fit score": (steps, [c["mean_score"] for c in checkpoints]),
-                       "phase entropy (good samples)": (steps, [c["phase_entropy"] for c in checkpoints])},
+                       "phase entropy (all samples)": (steps, [c["phase_entropy_all"] for c in checkpoints])},
                       out / "quality.png", ylabel="value", ylim=(0, 1.05))
     np.savez(out / "history.npz", **history)
     return metrics

@@ -1,6 +1,7 @@
 """Evaluate SRCNN against bicubic, the paper's way.
 
-    python -m srcnn.evaluate --data ../shared/data/Set5 --scale 3 [--weights FILE] [--json OUT]
+    python -m srcnn.evaluate --data ../shared/data/Set5 --scale 3 [--weights FILE] [--json OUT] \
+        [--precision float32|bfloat16|auto]
     python -m srcnn.evaluate --table            # bicubic vs SRCNN, Set5 + Set14, x2/x3/x4
     python -m srcnn.evaluate --data DIR --scale 2 --weights ../shared/reference-models/srcnn_v4.h5 \
         --protocol thesis                        # the thesis checkpoint on its own degradation
@@ -37,19 +38,19 @@ def load_srcnn(weights, scale: int):
     return load_model(weights)
 
 
-def srcnn_upscaler(model, meta, protocol: str = "standard"):
+def srcnn_upscaler(model, meta, protocol: str = "standard", precision: str = "float32"):
     if protocol == "thesis":
         pre = {**meta, "scale": 1}  # the input is already upscaled (and JPEG-compressed)
-        return lambda lr: upscale(thesis_upsample(lr, meta["scale"]), model, pre)
-    return lambda lr: upscale(lr, model, meta)
+        return lambda lr: upscale(thesis_upsample(lr, meta["scale"]), model, pre, precision=precision)
+    return lambda lr: upscale(lr, model, meta, precision=precision)
 
 
 def evaluate(weights, data, scale: int, protocol: str = "standard", degradation="bicubic",
-             name=None) -> dict:
+             name=None, precision: str = "float32") -> dict:
     model, meta = load_srcnn(weights, scale)
     if protocol == "thesis":
         degradation = "nearest"
-    result = ev.evaluate_model(srcnn_upscaler(model, meta, protocol), resolve_data(data), scale,
+    result = ev.evaluate_model(srcnn_upscaler(model, meta, protocol, precision), resolve_data(data), scale,
                                degradation, name or Path(weights).stem)
     if protocol == "thesis":
         result["degradation"] = "thesis (nearest, bicubic up, JPEG q75)"
@@ -65,19 +66,22 @@ def bicubic(data, scale: int, protocol: str = "standard") -> dict:
     return ev.evaluate_model(ev.bicubic_upscaler(scale), resolve_data(data), scale, "bicubic", "bicubic")
 
 
-def table(datasets=("Set5", "Set14"), scales=(2, 3, 4), thesis_weights=THESIS_CHECKPOINT) -> list[dict]:
+def table(datasets=("Set5", "Set14"), scales=(2, 3, 4), thesis_weights=THESIS_CHECKPOINT,
+          precision: str = "float32") -> list[dict]:
     """Bicubic vs SRCNN rows (the SRCNN paper's Table 2 layout) plus the thesis checkpoint."""
     rows = []
     for data in datasets:
         for scale in scales:
             rows.append(bicubic(data, scale))
             if default_weights(scale).exists():
-                rows.append(evaluate(default_weights(scale), data, scale, name="srcnn (shipped)"))
+                rows.append(evaluate(default_weights(scale), data, scale, name="srcnn (shipped)",
+                                     precision=precision))
         if Path(thesis_weights).exists():
             for protocol in PROTOCOLS:
                 if protocol == "thesis":
                     rows.append(bicubic(data, 2, protocol))
-                rows.append(evaluate(thesis_weights, data, 2, protocol, name="srcnn_v4 (thesis)"))
+                rows.append(evaluate(thesis_weights, data, 2, protocol, name="srcnn_v4 (thesis)",
+                                     precision=precision))
     return rows
 
 
@@ -98,10 +102,12 @@ def main(argv=None) -> int:
     parser.add_argument("--protocol", default="standard", choices=PROTOCOLS)
     parser.add_argument("--degradation", default="bicubic")
     parser.add_argument("--json")
+    ev.add_precision_argument(parser)
     args = parser.parse_args(argv)
     try:
+        precision = ev.chosen_precision(args.precision)
         if args.table:
-            rows = table()
+            rows = table(precision=precision)
             print(format_table(rows))
             if args.json:
                 ev.write_json(rows, args.json)
@@ -109,7 +115,8 @@ def main(argv=None) -> int:
         if not args.data:
             parser.error("--data is required (or use --table)")
         weights = args.weights or default_weights(args.scale)
-        result = evaluate(weights, args.data, args.scale, args.protocol, args.degradation)
+        result = evaluate(weights, args.data, args.scale, args.protocol, args.degradation,
+                          precision=precision)
         print(ev.format_report(result))
         if args.json:
             ev.write_json(result, args.json)

@@ -52,6 +52,7 @@ def checkpoint_meta(config: SRCNNConfig, scale: int, steps: int, val: dict | Non
 
 def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, export=None,
           progress=True) -> dict:
+    keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(strategy_name)
     b = border(config.f1, config.f2, config.f3)
     with strategy.scope():
@@ -65,6 +66,9 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
         last_opt = make_optimizer(config, config.last_layer_lr)
     last_vars = model.get_layer("conv3").trainable_variables
     body_vars = [v for v in model.trainable_variables if all(v is not w for w in last_vars)]
+    with strategy.scope():  # slot variables now, not inside the distributed step
+        body_opt.build(body_vars)
+        last_opt.build(last_vars)
     global_batch = config.batch_size
 
     def step_fn(batch):

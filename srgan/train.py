@@ -142,6 +142,7 @@ def build(config: SRGANConfig, run_dir, strategy_name: str = "default", init=Non
           vgg_weights="imagenet", progress: bool = True) -> Session:
     """Networks, optimizers, losses, data and a Trainer resumed from `run_dir` if it holds a run."""
     run_dir = Path(run_dir)
+    keras.utils.set_random_seed(config.seed)  # initial weights, not only the data
     strategy = make_strategy(strategy_name)
     train_dirs = [resolve_data(d) for d in config.train_data]
     val_dir = resolve_data(config.val_data)

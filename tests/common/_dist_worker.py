@@ -3,9 +3,11 @@
     python tests/common/_dist_worker.py mirrored OUT_DIR TRAIN_DIR VAL_DIR
         splits the CPU into two logical devices (before TensorFlow initialises them) and trains
         tiny SRResNets under the default strategy and under MirroredStrategy; writes OUT_DIR/*.npz.
-    python tests/common/_dist_worker.py srgan OUT.npz [--pause-after-save S] -- SRGAN_TRAIN_ARGS...
+    python tests/common/_dist_worker.py srgan OUT [--hold] -- SRGAN_TRAIN_ARGS...
         one worker of a cluster (TF_CONFIG is set by the caller): runs `python -m srgan.train`
-        and dumps the final weights and what the Trainer did to OUT.npz / OUT.json.
+        and dumps the weights after training and what the Trainer did to OUT.npz / OUT.json.
+        --hold: wait after the first checkpoint until the file OUT.release exists (at most 200 s),
+        so that the test can kill or signal the workers at a known step.
 """
 import json
 import os
@@ -67,7 +69,8 @@ def fixed_run(strategy, run_dir, batch_norm, initial=None, steps=STEPS, sync_sta
             generator.set_weights(initial)
         start = generator.get_weights()
     trainer = Trainer(run_dir, model.train_step, make_dataset, {"generator": generator, "optimizer": optimizer},
-                      total_steps=steps, strategy=strategy, checkpoint_every=1000, log_every=1, progress=False)
+                      total_steps=steps, strategy=strategy, checkpoint_every=1000, log_every=1,
+                      progress=False)
     if not sync_statistics:
         trainer._statistics = []  # what Keras alone does: each replica keeps its own BN statistics
     result = trainer.fit()
@@ -121,12 +124,9 @@ def mirrored(out_dir, train_dir, val_dir):
     bn_unsynced, _, _, _ = fixed_run(mirror, out_dir / "bn-unsynced", True, bn_initial, steps=1,
                                      sync_statistics=False)
 
-    def stat(model, name):
-        return model.get_layer("block1_bn1").moving_mean.numpy() if name == "mean" else \
-            model.get_layer("block1_bn1").moving_variance.numpy()
-
-    np.savez(out_dir / "bn.npz", default_mean=stat(bn_default, "mean"), mirrored_mean=stat(bn_mirror, "mean"),
-             default_var=stat(bn_default, "var"), mirrored_var=stat(bn_mirror, "var"))
+    first = {"default": bn_default.get_layer("block1_bn1"), "mirrored": bn_mirror.get_layer("block1_bn1")}
+    np.savez(out_dir / "bn.npz", **{f"{name}_mean": bn.moving_mean.numpy() for name, bn in first.items()},
+             **{f"{name}_var": bn.moving_variance.numpy() for name, bn in first.items()})
     info.update(bn_spread=replica_spread(bn_mirror), bn_unsynced_spread=replica_spread(bn_unsynced),
                 bn_weights_finite=all(bool(np.isfinite(w).all()) for w in bn_mirror.get_weights()))
     timings["bn"] = time.time() - t
@@ -153,12 +153,49 @@ def mirrored(out_dir, train_dir, val_dir):
         weights[name] = np.concatenate([w.ravel() for w in session.generator.get_weights()])
     np.savez(out_dir / "srgan.npz", initial=np.concatenate([w.ravel() for w in start]), **weights)
     timings["srgan"] = time.time() - t
+
+    # 4. srcnn.train under MirroredStrategy (two optimizers on parts of the model)
+    t = time.time()
+    info["srcnn"] = srcnn_mirrored(out_dir / "srcnn", train_dir, val_dir)
+    timings["srcnn"] = time.time() - t
     info["timings"] = timings
     (out_dir / "info.json").write_text(json.dumps(info, indent=1))
 
 
+def srcnn_mirrored(run_dir, train_dir, val_dir) -> dict:
+    """A tiny srcnn.train run with --strategy mirrored: its result, or the error it raised."""
+    import numpy as np
+
+    from common import training
+    from srcnn import train as srcnn_train
+    from srcnn.config import SRCNNConfig
+
+    trainers = []
+    init = training.Trainer.__init__
+
+    def recording_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        trainers.append(self)
+
+    training.Trainer.__init__ = recording_init
+    config = SRCNNConfig(n1=8, n2=4, train_data=(str(train_dir),), val_data=str(val_dir), patch=21,
+                         stride=None, batch_size=4, optimizer="adam", lr=1e-3, steps=STEPS, validate_every=STEPS,
+                         checkpoint_every=STEPS, log_every=1)
+    try:
+        result = srcnn_train.train(config, run_dir, "mirrored", progress=False)
+    except Exception as exc:  # reported to the test, which shows it
+        return {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"}
+    finally:
+        training.Trainer.__init__ = init
+    trainer = trainers[-1]
+    model = trainer.checkpoint.model
+    return {"error": None, "step": result["step"], "mse": result["last"]["mse"],
+            "replicas": trainer.strategy.num_replicas_in_sync, "spread": replica_spread(model),
+            "finite": all(bool(np.isfinite(w).all()) for w in model.get_weights())}
+
+
 # --- one worker of a MultiWorkerMirroredStrategy cluster --------------------------------------
-def srgan_worker(out, pause_after_save, argv):
+def srgan_worker(out, hold, argv):
     import numpy as np
 
     from common import training
@@ -201,17 +238,19 @@ def srgan_worker(out, pause_after_save, argv):
         return result
 
     training.Trainer.fit = recording_fit
-    if pause_after_save:
+    if hold:
         save = training.Trainer.save
+        release, held = out.with_suffix(".release"), []
 
-        def slow_save(self):
+        def holding_save(self):
             path = save(self)
-            if self.chief:
-                print(f"saved {path}", flush=True)
-            time.sleep(pause_after_save)  # the test kills the workers here
+            deadline = time.monotonic() + 200
+            while not held and not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)  # the test kills or signals the workers here
+            held.append(path)
             return path
 
-        training.Trainer.save = slow_save
+        training.Trainer.save = holding_save
 
     code = srgan_train.main(argv)
     session = sessions[0]
@@ -220,7 +259,8 @@ def srgan_worker(out, pause_after_save, argv):
     report = {
         "code": code, "chief": trainer.chief, "replicas": trainer.strategy.num_replicas_in_sync,
         "strategy": type(trainer.strategy).__name__, "step": finished["step"],
-        "resumed_from": starts[0], "first_logged_step": trainer.history[0]["step"] if trainer.history else None,
+        "resumed_from": starts[0],
+        "first_logged_step": trainer.history[0]["step"] if trainer.history else None,
         "g_iterations": finished["g_iterations"],
         "scratch_dir": None if trainer.scratch_dir is None else str(trainer.scratch_dir),
         "checkpoint_dirs": [trainer.manager.directory, trainer.best_manager.directory],
@@ -237,7 +277,6 @@ if __name__ == "__main__":
         rest = sys.argv[2:]
         split = rest.index("--")
         options, argv = rest[:split], rest[split + 1:]
-        pause = float(options[options.index("--pause-after-save") + 1]) if "--pause-after-save" in options else 0.0
-        sys.exit(srgan_worker(options[0], pause, argv))
+        sys.exit(srgan_worker(options[0], "--hold" in options, argv))
     else:
         sys.exit(f"unknown mode {sys.argv[1]!r}")

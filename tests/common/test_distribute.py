@@ -5,7 +5,8 @@
   so only the moving statistics' first update is comparable, and all replica copies stay equal).
 * A two-worker MultiWorkerMirroredStrategy cluster (two processes, TF_CONFIG on 127.0.0.1) runs
   `python -m srgan.train` (pretrain and GAN stages): both workers end with identical weights, a run
-  killed on both workers resumes from its checkpoint, and only the chief writes the run folder.
+  killed on both workers resumes from its checkpoint, SIGTERM to one worker stops both at the same
+  step, and only the chief writes the run folder.
 
 Every test starts fresh Python processes (logical devices and collectives must be configured
 before TensorFlow starts) with bounded timeouts, and kills them in the end whatever happens.
@@ -26,7 +27,7 @@ from common.images import write_image
 
 WORKER = Path(__file__).with_name("_dist_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 240  # seconds per launch; a run takes ~10-40 s on a busy 2-core machine
+TIMEOUT = 400  # seconds per launch; each takes 20-60 s of CPU time
 
 
 @pytest.fixture(scope="module")
@@ -83,24 +84,42 @@ class Cluster:
         with np.load(self.out / f"worker{i}.npz") as arrays:
             return {k: arrays[k] for k in arrays.files}
 
-    def start(self, train_args: list, pause_after_save: float = 0.0):
+    def start(self, train_args: list, hold: bool = False):
+        """hold: the workers wait after their first checkpoint until `release()`."""
         self.out.mkdir(parents=True, exist_ok=True)
         workers = [f"127.0.0.1:{p}" for p in _free_ports(self.n)]
         for i in range(self.n):
             config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
             cmd = [sys.executable, str(WORKER), "srgan", str(self.out / f"worker{i}"),
-                   "--pause-after-save", str(pause_after_save), "--", *train_args]
+                   *(["--hold"] if hold else []), "--", *train_args]
             with open(self.log(i), "w") as log:
                 self.procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(config), stdout=log,
                                                    stderr=subprocess.STDOUT))
 
-    def wait(self, timeout: float = TIMEOUT) -> list[int]:
+    def wait_for(self, path: Path, timeout: float = TIMEOUT):
         deadline = time.monotonic() + timeout
-        try:
-            return [p.wait(timeout=max(1.0, deadline - time.monotonic())) for p in self.procs]
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"cluster did not finish in {timeout} s:\n" + self.logs())
+        while not path.exists():
+            assert all(p.poll() is None for p in self.procs), "a worker ended early:\n" + self.logs()
+            assert time.monotonic() < deadline, f"no {path.name} in time:\n" + self.logs()
+            time.sleep(0.2)
+
+    def release(self):
+        for i in range(self.n):
+            (self.out / f"worker{i}.release").touch()
+
+    def wait(self, timeout: float = TIMEOUT, grace: float = 60) -> list[int]:
+        """Exit codes; once one worker has ended, the others (maybe blocked in a collective
+        with it) get `grace` seconds."""
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in self.procs):
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail("cluster did not finish (time-out, or a worker hung after another ended):\n"
+                            + self.logs())
+            if any(p.poll() is not None for p in self.procs):
+                deadline = min(deadline, time.monotonic() + grace)
+            time.sleep(0.2)
+        return [p.returncode for p in self.procs]
 
     def kill(self):
         for p in self.procs:
@@ -137,11 +156,14 @@ def _assert_only_chief_writes(cluster: Cluster, run_dir: Path):
     assert chief["writes_into_run_dir"]  # (the audit does see the chief's writes)
 
 
-def test_mirrored_strategy_matches_default_strategy(data, tmp_path):
-    log = tmp_path / "worker.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(WORKER), "mirrored", str(tmp_path), str(data / "train"),
-                                 str(data / "val")], cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+@pytest.fixture(scope="module")
+def mirrored(data, tmp_path_factory) -> Path:
+    """One process with the CPU split in two: default vs mirrored runs (see _dist_worker.mirrored)."""
+    out = tmp_path_factory.mktemp("mirrored")
+    log = out / "worker.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, str(WORKER), "mirrored", str(out), str(data / "train"),
+                                 str(data / "val")], cwd=ROOT, env=_env(), stdout=f, stderr=subprocess.STDOUT)
     try:
         code = proc.wait(timeout=TIMEOUT)
     finally:
@@ -149,11 +171,15 @@ def test_mirrored_strategy_matches_default_strategy(data, tmp_path):
             proc.kill()
             proc.wait(timeout=30)
     assert code == 0, _tail(log)
-    info = json.loads((tmp_path / "info.json").read_text())
+    return out
+
+
+def test_mirrored_strategy_matches_default_strategy(mirrored):
+    info = json.loads((mirrored / "info.json").read_text())
     assert info["replicas"] == 2 and len(info["devices"]) == 2
 
     # fixed global batches, no BN: same losses and weights, which did move
-    fixed = np.load(tmp_path / "fixed.npz")
+    fixed = np.load(mirrored / "fixed.npz")
     assert np.abs(fixed["default"] - fixed["initial"]).max() > 1e-3
     np.testing.assert_allclose(fixed["mirrored"], fixed["default"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(info["fixed_losses"]["mirrored"], info["fixed_losses"]["default"], rtol=1e-5)
@@ -161,7 +187,7 @@ def test_mirrored_strategy_matches_default_strategy(data, tmp_path):
 
     # BN: the first moving-mean update is the mean of the replicas' batch means = the global one;
     # the moving variance averages per-replica variances, so it differs a little
-    bn = np.load(tmp_path / "bn.npz")
+    bn = np.load(mirrored / "bn.npz")
     assert np.abs(bn["default_mean"]).max() > 1e-3
     np.testing.assert_allclose(bn["mirrored_mean"], bn["default_mean"], rtol=0, atol=1e-6)
     assert np.abs(bn["mirrored_var"] - bn["default_var"]).max() < 1e-2
@@ -171,7 +197,7 @@ def test_mirrored_strategy_matches_default_strategy(data, tmp_path):
 
     # srgan.train itself (its data pipeline splits the same crops over the replicas)
     assert info["srgan_default_replicas"] == 1 and info["srgan_mirrored_replicas"] == 2
-    srgan = np.load(tmp_path / "srgan.npz")
+    srgan = np.load(mirrored / "srgan.npz")
     assert np.abs(srgan["default"] - srgan["initial"]).max() > 1e-5
     np.testing.assert_allclose(srgan["mirrored"], srgan["default"], rtol=0, atol=1e-5)
 
@@ -180,15 +206,11 @@ def test_two_workers_pretrain_agree_resume_after_kill_and_only_the_chief_writes(
     run_dir = tmp_path / "run"
     args = _train_args(data, run_dir, "--stage", "pretrain", "--steps", "6", "--checkpoint-every", "2",
                        "--validate-every", "2", "--export", str(run_dir / "export.h5"))
-    # 1. both workers pause after each checkpoint: kill both once the chief's first one exists
+    # 1. both workers wait after their first checkpoint (step 2): kill both there
     first = Cluster(tmp_path / "first")
     try:
-        first.start(args, pause_after_save=120)
-        deadline = time.monotonic() + TIMEOUT
-        while not (run_dir / "checkpoints" / "checkpoint").exists():
-            assert all(p.poll() is None for p in first.procs), "a worker ended early:\n" + first.logs()
-            assert time.monotonic() < deadline, "no checkpoint in time:\n" + first.logs()
-            time.sleep(0.2)
+        first.start(args, hold=True)
+        first.wait_for(run_dir / "checkpoints" / "checkpoint")
     finally:
         first.kill()
     assert [p.returncode for p in first.procs] == [-signal.SIGKILL] * 2
@@ -220,20 +242,33 @@ def test_two_workers_pretrain_agree_resume_after_kill_and_only_the_chief_writes(
     assert json.loads((run_dir / "export.json").read_text())["steps"] in (2, 4, 6)
 
 
-def test_two_workers_gan_step_agree(data, tmp_path):
+def test_two_workers_gan_steps_agree_and_sigterm_to_one_stops_both(data, tmp_path):
     run_dir = tmp_path / "gan"
     args = _train_args(data, run_dir, "--stage", "gan", "--content-loss", "vgg22", "--vgg-weights", "random",
-                       "--init", "none", "--steps", "2", "--export", str(run_dir / "srgan.h5"))
+                       "--init", "none", "--steps", "4", "--export", str(run_dir / "srgan.h5"))
     cluster = Cluster(tmp_path / "workers")
     try:
-        cluster.start(args)
-        assert cluster.wait() == [0, 0], cluster.logs()
+        cluster.start(args, hold=True)
+        cluster.wait_for(run_dir / "checkpoints" / "checkpoint")  # both hold after step 2
+        cluster.procs[1].send_signal(signal.SIGTERM)  # e.g. the other machine is being preempted
+        time.sleep(1.0)
+        cluster.release()
+        assert cluster.wait() == [130, 130], cluster.logs()  # both stopped ("interrupted")
     finally:
         cluster.kill()
-    for i in range(2):
-        assert cluster.report(i)["step"] == 2 and cluster.report(i)["g_iterations"] == 2
-    weights = cluster.weights(0)
-    assert any(k.startswith("discriminator/") for k in weights)
+    for i in range(2):  # the request went round with step 3: both stopped after it and saved
+        assert cluster.report(i)["step"] == 3 and cluster.report(i)["g_iterations"] == 3
+    assert any(k.startswith("discriminator/") for k in cluster.weights(0))
     _assert_same_weights(cluster)
     _assert_only_chief_writes(cluster, run_dir)
-    assert (run_dir / "srgan.h5").exists() and (run_dir / "checkpoints" / "ckpt-2.index").exists()
+    assert (run_dir / "checkpoints" / "ckpt-3.index").exists()
+    assert not (run_dir / "srgan.h5").exists()  # no export from a stopped run
+
+
+def test_srcnn_trains_under_mirrored_strategy(mirrored):
+    srcnn = json.loads((mirrored / "info.json").read_text())["srcnn"]
+    assert srcnn["error"] is None, (
+        f"{srcnn['error']} (does srcnn.train build its optimizers under strategy.scope()? Slot variables "
+        "created on the first distributed step break MirroredStrategy)")
+    assert srcnn["replicas"] == 2 and srcnn["step"] == 3 and srcnn["finite"] and srcnn["spread"] == 0.0
+    assert (mirrored / "srcnn" / "checkpoints" / "ckpt-3.index").exists()

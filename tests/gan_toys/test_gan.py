@@ -79,3 +79,18 @@ def test_mirrored_strategy():
     data = tf.data.Dataset.from_tensors(tf.ones((8, 1))).repeat()
     history = train(gan, data, 3, strategy=strategy)
     assert len(history["d_loss"]) == 3 and np.isfinite(history["g_loss"]).all()
+
+
+def test_seeds_give_independent_noise_streams():
+    draws = [GAN(models.linear_generator(), models.mlp_discriminator(units=4), 1, seed=s)
+             .sample_noise(2000).numpy().ravel() for s in range(3)]
+    assert abs(np.corrcoef(draws)[0, 1]) < 0.1 and abs(np.corrcoef(draws)[1, 2]) < 0.1
+    assert not np.allclose(np.sort(draws[0])[:10], np.sort(draws[1])[:10], atol=1e-3)
+
+
+def test_keras_fit_uses_the_same_train_step():
+    gan = _toy_gan(d_steps=2)
+    data = tf.data.Dataset.from_tensors(tf.random.normal((8, 1), 2.5, 3.25)).repeat()
+    history = gan.fit(data, steps_per_epoch=3, epochs=1, verbose=0).history
+    assert set(METRICS) <= set(history)
+    assert int(gan.d_optimizer.iterations) == 6 and int(gan.g_optimizer.iterations) == 3
