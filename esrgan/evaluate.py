@@ -15,9 +15,10 @@ import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, checkpoint_paths, load_model
-from common.evaluate import evaluate_model, format_report, write_json
+from common.evaluate import (add_precision_argument, chosen_precision, evaluate_model,
+                             format_report, write_json)
 from common.images import ImageError, to_uint8
-from common.inference import upscale
+from common.inference import set_precision, upscale
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "rrdb_x4.h5"
 MISSING_HINT = ("train one (python -m esrgan.train --stage psnr|gan --export FILE), convert the official "
@@ -79,9 +80,11 @@ def main(argv=None) -> int:
                         "or krasserm:srresnet | krasserm:srgan")
     parser.add_argument("--degradation", default="bicubic")
     parser.add_argument("--json", help="write the results here (the common evaluation JSON)")
+    add_precision_argument(parser)
     parser.add_argument("--niqe", action="store_true", help="also compute NIQE (no-reference; lower is better)")
     args = parser.parse_args(argv)
     try:
+        set_precision(chosen_precision(args.precision))
         model, meta, name = load_weights(args.weights)
         result = evaluate(model, meta, args.data, args.scale, args.degradation, name, args.niqe, progress=True)
     except (ImageError, CheckpointError, ValueError, OSError, ImportError) as exc:

@@ -142,7 +142,10 @@ def test_auto_tile_follows_available_memory(monkeypatch):
 
 def test_precision_hook():
     assert inference.set_precision("float32") == "float32"
-    assert inference.set_precision("bfloat16") == "float32"  # not implemented yet
+    try:
+        assert inference.set_precision("bfloat16") == "bfloat16"
+    finally:
+        inference.set_precision("float32")  # the setting is global
     with pytest.raises(ValueError):
         inference.set_precision("float16")
 

@@ -146,7 +146,7 @@ def upscale(image, model, meta, precision):
 
 
 def test_set_precision_is_the_default_of_upscale():
-    model, meta = tiny_post(), {"scale": 2, "upsampling": "post", "color": "rgb"}
+    model, meta = TINY["srcnn"][0](), TINY["srcnn"][1]  # conv2 runs in bfloat16
     f32 = inference.upscale(IMAGE, model, meta, tile=0)
     inference.set_precision("bfloat16")
     bf16 = inference.upscale(IMAGE, model, meta, tile=0)
@@ -219,7 +219,7 @@ def test_chapter_evaluators_take_precision():
 
 def test_bfloat16_follows_weight_changes():
     """The bfloat16 copy is refreshed from the model at every call (e.g. validation during training)."""
-    model, meta = tiny_post(), {"scale": 2, "upsampling": "post", "color": "rgb"}
+    model, meta = TINY["srcnn"][0](), TINY["srcnn"][1]
     before = upscale(IMAGE, model, meta, "bfloat16")
     model.set_weights([w * 0.5 for w in model.get_weights()])
     after = upscale(IMAGE, model, meta, "bfloat16")

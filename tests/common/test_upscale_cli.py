@@ -176,8 +176,10 @@ def test_outscale_suffix_ext_and_tiling(tmp_path, weights, capsys):
 
 def test_precision_option_is_accepted(tmp_path, weights, capsys):
     src = write(tmp_path / "a.png", smooth_rgb())
-    code, err = run([src, "-o", tmp_path / "b.png", "--precision", "bfloat16"], weights["post"], capsys)
-    assert code == 0 and "not implemented yet; using float32" in err
+    code = upscale_cli.main([str(src), "-o", str(tmp_path / "b.png"), "--precision", "bfloat16",
+                             "--weights", str(weights["post"])])
+    err = capsys.readouterr().err
+    assert code == 0 and "precision: bfloat16" in err
     assert (tmp_path / "b.png").exists()
 
 

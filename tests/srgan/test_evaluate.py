@@ -93,5 +93,7 @@ def test_krasserm_spec_beats_bicubic(shared_data, tmp_path):
 
 
 def test_unknown_krasserm_name(capsys):
-    with pytest.raises(ValueError):
+    from common.checkpoints import CheckpointError
+
+    with pytest.raises(CheckpointError, match="unknown krasserm"):
         evaluate.resolve_weights("krasserm:edsr")
