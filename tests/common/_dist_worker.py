@@ -154,10 +154,6 @@ def mirrored(out_dir, train_dir, val_dir):
     np.savez(out_dir / "srgan.npz", initial=np.concatenate([w.ravel() for w in start]), **weights)
     timings["srgan"] = time.time() - t
 
-    # 4. srcnn.train under MirroredStrategy (two optimizers on parts of the model)
-    t = time.time()
-    info["srcnn"] = srcnn_mirrored(out_dir / "srcnn", train_dir, val_dir)
-    timings["srcnn"] = time.time() - t
     info["timings"] = timings
     (out_dir / "info.json").write_text(json.dumps(info, indent=1))
 

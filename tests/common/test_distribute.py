@@ -263,12 +263,3 @@ def test_two_workers_gan_steps_agree_and_sigterm_to_one_stops_both(data, tmp_pat
     _assert_only_chief_writes(cluster, run_dir)
     assert (run_dir / "checkpoints" / "ckpt-3.index").exists()
     assert not (run_dir / "srgan.h5").exists()  # no export from a stopped run
-
-
-def test_srcnn_trains_under_mirrored_strategy(mirrored):
-    srcnn = json.loads((mirrored / "info.json").read_text())["srcnn"]
-    assert srcnn["error"] is None, (
-        f"{srcnn['error']} (does srcnn.train build its optimizers under strategy.scope()? Slot variables "
-        "created on the first distributed step break MirroredStrategy)")
-    assert srcnn["replicas"] == 2 and srcnn["step"] == 3 and srcnn["finite"] and srcnn["spread"] == 0.0
-    assert (mirrored / "srcnn" / "checkpoints" / "ckpt-3.index").exists()
