@@ -231,7 +231,9 @@ def load_export(path, fmt: str):
         name = session.get_inputs()[0].name
 
         def run(x):
-            return session.run([OUTPUT_NAME], {name: np.asarray(x, np.float32)})[0]
+            out = session.run([OUTPUT_NAME], {name: np.asarray(x, np.float32)})[0]
+            # Seen once in a long test session: an extra leading axis of 1 (under investigation).
+            return out[0] if out.ndim == np.ndim(x) + 1 and out.shape[0] == 1 else out
 
         return run
     raise ExportError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
