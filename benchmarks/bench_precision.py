@@ -20,7 +20,6 @@ common.inference.upscale in both precisions. Goal: |PSNR(bfloat16) - PSNR(float3
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from datetime import datetime, timezone
@@ -35,18 +34,10 @@ from common.images import atomic_write_bytes
 from common.precision import cast_model, cpu_flags, float32_layers, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
+from benchmarks.bench_pipeline import cpu_model  # noqa: E402
+
 SHARED = REPO.parent / "shared"
 SPEED_GOAL, PSNR_GOAL = 0.55, 0.05
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine_info() -> str:

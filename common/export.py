@@ -71,22 +71,9 @@ def _quiet():
             lg.setLevel(level)
 
 
-@contextlib.contextmanager
 def _no_stderr():
     """Hide C++ lines written straight to stderr (TFLite's "Created XNNPACK delegate" notice)."""
-    if os.environ.get("SR_VERBOSE_TF"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    return common.silenced_stderr()
 
 
 # --- the serving function ---------------------------------------------------------------------------

@@ -158,38 +158,6 @@ def mirrored(out_dir, train_dir, val_dir):
     (out_dir / "info.json").write_text(json.dumps(info, indent=1))
 
 
-def srcnn_mirrored(run_dir, train_dir, val_dir) -> dict:
-    """A tiny srcnn.train run with --strategy mirrored: its result, or the error it raised."""
-    import numpy as np
-
-    from common import training
-    from srcnn import train as srcnn_train
-    from srcnn.config import SRCNNConfig
-
-    trainers = []
-    init = training.Trainer.__init__
-
-    def recording_init(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        trainers.append(self)
-
-    training.Trainer.__init__ = recording_init
-    config = SRCNNConfig(n1=8, n2=4, train_data=(str(train_dir),), val_data=str(val_dir), patch=21,
-                         stride=None, batch_size=4, optimizer="adam", lr=1e-3, steps=STEPS, validate_every=STEPS,
-                         checkpoint_every=STEPS, log_every=1)
-    try:
-        result = srcnn_train.train(config, run_dir, "mirrored", progress=False)
-    except Exception as exc:  # reported to the test, which shows it
-        return {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"}
-    finally:
-        training.Trainer.__init__ = init
-    trainer = trainers[-1]
-    model = trainer.checkpoint.model
-    return {"error": None, "step": result["step"], "mse": result["last"]["mse"],
-            "replicas": trainer.strategy.num_replicas_in_sync, "spread": replica_spread(model),
-            "finite": all(bool(np.isfinite(w).all()) for w in model.get_weights())}
-
-
 # --- one worker of a MultiWorkerMirroredStrategy cluster --------------------------------------
 def srgan_worker(out, hold, argv):
     import numpy as np
