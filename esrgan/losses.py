@@ -7,6 +7,8 @@ is L_percep + 5e-3 * L_Ra + 1e-2 * L1 (paper, Sec. 3.2).
 import common  # noqa: F401  (quiet TensorFlow import)
 import tensorflow as tf
 
+from srgan.losses import PixelL1
+
 GAN_WEIGHT = 5e-3
 L1_WEIGHT = 1e-2
 PERCEPTUAL_WEIGHT = 1.0
@@ -51,14 +53,11 @@ class RelativisticGeneratorLoss:
         return self.weight * (0.5 * loss if self.average else loss)
 
 
-class L1Loss:
+class L1Loss(PixelL1):
     """weight * mean |sr - hr| (the paper's content loss L1, weight 1e-2 in the GAN stage)."""
 
     def __init__(self, weight=L1_WEIGHT):
-        self.weight = float(weight)
-
-    def __call__(self, hr, sr):
-        return self.weight * tf.reduce_mean(tf.abs(tf.cast(sr, tf.float32) - tf.cast(hr, tf.float32)))
+        super().__init__(weight)
 
 
 class PerceptualLoss:

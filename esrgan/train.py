@@ -13,27 +13,25 @@ PSNR/SSIM and a sample image go to TensorBoard (run-dir/logs) every --validate-e
 esrgan.config.ESRGANConfig is a flag (--num-blocks 4 --num-filters 32 ...).
 """
 import argparse
-import json
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 import common  # noqa: F401  (quiet TensorFlow import)
+from common.chapter import (InitError, Session, add_common_arguments, add_config_arguments, config_overrides,
+                            first_weights, fit_and_export, generator_validation, init_generator, resolve_init,  # noqa: F401
+                            run_cli)  # init_generator: re-exported for the chapter's users
 from common.data import train_dataset
-from common.evaluate import evaluate_model
 from common.paths import resolve_data
-from common.training import Trainer, TrainingDiverged, make_strategy
-from common.vgg import VGGWeightsUnavailable, vgg_features
+from common.training import Trainer, make_strategy
+from common.vgg import vgg_features
 from esrgan.config import PRESETS, STAGES, ESRGANConfig, config_fields, default_preset, with_overrides
 from esrgan.gan import ESRGAN, PSNRTrainer
 from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
                            RelativisticGeneratorLoss)
 from esrgan.models import discriminator, rrdb_generator
-# Generic helpers of the SRGAN chapter (candidates for common/).
-from srgan.train import InitError, _bool, _read_jsonl, _run_checkpoint, init_generator
 
 PERCEPTUAL_LAYER = "conv5_4"  # VGG19, before its ReLU
 
@@ -88,20 +86,6 @@ def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None) -> di
     return meta
 
 
-@dataclass
-class Session:
-    """Everything one training run is made of (see `build`)."""
-
-    config: ESRGANConfig
-    trainer: Trainer
-    model: keras.Model  # PSNRTrainer or ESRGAN
-    generator: keras.Model
-    g_optimizer: keras.optimizers.Optimizer
-    discriminator: keras.Model | None = None
-    d_optimizer: keras.optimizers.Optimizer | None = None
-    init: str | None = None  # where the generator's first weights came from
-
-
 def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=None,
           vgg_weights="imagenet", progress: bool = True) -> Session:
     """Networks, optimizers, losses, data and a Trainer resumed from `run_dir` if it holds a run."""
@@ -128,38 +112,15 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
             model.compile(g_optimizer, d_optimizer)
             trackables.update(discriminator=disc, d_optimizer=d_optimizer)
 
-    resuming = tf.train.latest_checkpoint(str(run_dir / "checkpoints")) is not None
-    init_source = None
-    if resuming:  # the run's own checkpoint wins; keep its record of the first weights
-        previous = run_dir / "config.json"
-        if previous.exists():
-            init_source = json.loads(previous.read_text()).get("init")
-    elif init:
-        init_source = init_generator(generator, init)
-        if progress:
-            print(f"generator initialised from {init_source}")
+    init_source = first_weights(run_dir, generator, init, progress)
 
     def make_dataset(start_step, ctx):
         return train_dataset(
             train_dirs, config.scale, hr_patch=config.hr_patch, batch_size=config.batch_size,
             degradation=config.degradation, seed=config.seed, start_step=start_step, input_context=ctx)
 
-    def validate(step):
-        """Set5 PSNR/SSIM of the generator and the sample images."""
-        from common.inference import upscale
-
-        meta = checkpoint_meta(config, step, None)
-        outputs = []
-
-        def upscale_fn(lr):
-            outputs.append(upscale(lr, generator, meta))
-            return outputs[-1]
-
-        result = evaluate_model(upscale_fn, val_dir, config.scale, config.degradation,
-                                name=f"esrgan-{config.stage}")
-        names = [r["name"] for r in result["per_image"]]
-        chosen = [i for i, n in enumerate(names) if n in config.val_samples] or [0]
-        return {"psnr": result["psnr"], "ssim": result["ssim"]}, {names[i]: outputs[i] for i in chosen}
+    validate = generator_validation(generator, checkpoint_meta(config, 0, None), val_dir, config,
+                                    f"esrgan-{config.stage}")
 
     run_config = {**asdict(config), "strategy": strategy_name, "init": init_source, "vgg_weights": str(vgg_weights)}
     trainer = Trainer(
@@ -174,43 +135,11 @@ def train(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
           vgg_weights="imagenet", progress: bool = True) -> dict:
     """Run (or resume) one stage; returns the Trainer's result plus "exported" (a path or None)."""
     session = build(config, run_dir, strategy_name, init, vgg_weights, progress)
-    trainer, generator, run_dir = session.trainer, session.generator, Path(run_dir)
-    result = trainer.fit()
-    result["exported"] = None
-    if export and not result["stopped"] and trainer.chief:  # only the chief writes
-        from common.checkpoints import save_model
-
-        step, psnr = result["step"], None
-        if config.stage == "psnr" and trainer.restore_best():
-            step, psnr = trainer.best["step"], trainer.best["psnr"]
-        else:  # the GAN's last weights (PSNR does not measure what it optimises)
-            last = [v for v in _read_jsonl(run_dir / "validation.jsonl") if v["step"] == step]
-            psnr = last[-1]["psnr"] if last else None
-        path = save_model(generator, export, checkpoint_meta(config, step, psnr, session.init))
-        result["exported"] = str(path)
-        if progress:
-            shown = "n/a" if psnr is None else f"{psnr:.3f} dB"
-            print(f"exported {path} ({display_name(config)}, step {step}, {config.val_data} PSNR {shown})")
-    return result
+    return fit_and_export(session, run_dir, export, lambda step, psnr: checkpoint_meta(config, step, psnr, session.init),
+                          best=config.stage == "psnr", display=display_name(config), progress=progress)
 
 
 # --- command line -------------------------------------------------------------------------------
-
-
-def add_config_arguments(parser, config_cls, skip=()):
-    """One --flag per dataclass field (None = keep the preset's value); tuples take several values."""
-    defaults = config_cls()
-    for f in fields(config_cls):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        if isinstance(default, tuple):
-            parser.add_argument(flag, nargs="*", type=type(default[0]) if default else str)
-        elif isinstance(default, bool):
-            parser.add_argument(flag, type=_bool)
-        else:
-            parser.add_argument(flag, type=type(default))
 
 
 def parse_args(argv=None):
@@ -219,24 +148,14 @@ def parse_args(argv=None):
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="a configuration (default: the paper's, psnr or gan after --stage); "
                         "--stage changes only the stage, not the preset's learning rates")
-    parser.add_argument("--run-dir")
-    parser.add_argument("--init", help="gan stage: PSNR weights to start from: an exported checkpoint or a "
-                        "psnr run folder (default: the psnr run of the preset); 'none' for random weights")
-    parser.add_argument("--export", help="write the generator here (.h5 + .weights.h5 + .json): "
-                        "the best Set5 step (psnr) or the last step (gan)")
-    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"])
-    parser.add_argument("--vgg-weights", default="imagenet",
-                        help="VGG19 weights of the gan stage's perceptual loss: 'imagenet' (Keras' cache), a "
-                        "file (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5), or 'random' (smoke tests only)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common_arguments(parser, "PSNR-stage", "the psnr run of the preset")
     add_config_arguments(parser, ESRGANConfig, skip={"stage"})
     return parser.parse_args(argv)
 
 
 def resolve_config(args) -> tuple[str, ESRGANConfig]:
     name = args.preset or default_preset(args.stage or "psnr")
-    overrides = {f.name: getattr(args, f.name, None) for f in config_fields()}
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    overrides = config_overrides(args, config_fields())
     return name, with_overrides(PRESETS[name], **overrides)
 
 
@@ -252,26 +171,15 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(name, config.stage)
-    init = args.init
-    if config.stage == "gan" and init is None:
-        init = str(default_run_dir(name, "psnr"))
-        if _run_checkpoint(Path(init)) is None and tf.train.latest_checkpoint(str(run_dir / "checkpoints")) is None:
-            print(f"error: the gan stage starts from PSNR-trained weights: train them first (--stage psnr) "
-                  f"or pass --init CHECKPOINT|RUN_DIR (none found in {init}; '--init none' for random weights)",
-                  file=sys.stderr)
-            return 2
-    if init is not None and init.lower() == "none":
-        init = None
-    vgg_weights = None if args.vgg_weights == "random" else args.vgg_weights
+    default_init = default_run_dir(name, "psnr")
     try:
-        result = train(config, run_dir, args.strategy, init, args.export, vgg_weights, progress=not args.quiet)
-    except (VGGWeightsUnavailable, InitError, FileNotFoundError) as exc:
+        init = resolve_init(args.init, default_init, run_dir, gan=config.stage == "gan", missing_message=(
+            "the gan stage starts from PSNR-trained weights: train them first (--stage psnr) or pass "
+            f"--init CHECKPOINT|RUN_DIR (none found in {default_init}; '--init none' for random weights)"))
+    except InitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 130 if result["stopped"] else 0
+    return run_cli(train, args, config, run_dir, init)
 
 
 if __name__ == "__main__":

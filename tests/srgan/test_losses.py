@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from common.layers import Rescale
 from srgan.losses import (
-    AdversarialLoss, DiscriminatorLoss, PixelMSE, TotalVariation, VGGContentLoss, content_loss,
+    AdversarialLoss, DiscriminatorLoss, PixelL1, PixelMSE, TotalVariation, VGGContentLoss, content_loss,
 )
 
 
@@ -27,6 +27,12 @@ def test_pixel_mse():
     assert float(PixelMSE()(x, x)) == 0.0
     assert float(PixelMSE()(images(0), images(0.5))) == pytest.approx(0.25)
     assert float(PixelMSE(weight=4)(images(0), images(0.5))) == pytest.approx(1.0)
+
+
+def test_pixel_l1():
+    assert float(PixelL1()(images(0), images(0.5))) == pytest.approx(0.5)
+    assert float(PixelL1(weight=4)(images(0.25), images(0.5))) == pytest.approx(1.0)
+    assert isinstance(content_loss("l1"), PixelL1)
 
 
 def test_vgg_content_loss_scales_features_by_1_over_12_75():

@@ -148,7 +148,10 @@ def test_gan_stage_needs_pretrained_weights(data, tmp_path, capsys, monkeypatch)
 def test_presets_are_the_papers_variants():
     assert {n: (c.stage, c.content_loss) for n, c in PRESETS.items() if n != "tiny"} == {
         "srresnet-mse": ("pretrain", "mse"), "srresnet-vgg22": ("pretrain", "vgg22"),
-        "srgan-mse": ("gan", "mse"), "srgan-vgg22": ("gan", "vgg22"), "srgan-vgg54": ("gan", "vgg54")}
+        "srgan-mse": ("gan", "mse"), "srgan-vgg22": ("gan", "vgg22"), "srgan-vgg54": ("gan", "vgg54"),
+        "srresnet-cpu": ("pretrain", "l1")}  # the shipped checkpoint's recipe (not the paper's)
+    cpu = PRESETS["srresnet-cpu"]
+    assert (cpu.num_filters, cpu.num_blocks, cpu.batch_norm) == (64, 16, True)  # the paper's network
     gan = PRESETS["srgan-vgg54"]
     assert (gan.scale, gan.hr_patch, gan.batch_size, gan.num_filters, gan.num_blocks) == (4, 96, 16, 64, 16)
     assert (gan.lr, gan.beta_1, gan.adversarial_weight, gan.d_steps, gan.lr_boundary) == (1e-4, 0.9, 1e-3, 1, 100_000)
