@@ -62,7 +62,10 @@ def test_one_gan_step_updates_both_networks_and_reports_the_named_losses():
     # the generator's relativistic term carries the 5e-3 weight: ~ 5e-3 * log 2 near D's start
     assert 0 < out["ra"] < 0.05
     assert all(not np.array_equal(a, b.numpy()) for a, b in zip(g_before, gen.trainable_variables))
-    assert all(not np.array_equal(a, b.numpy()) for a, b in zip(d_before, disc.trainable_variables))
+    # every discriminator kernel moves (a conv bias right before BN has an exactly-zero gradient in
+    # theory, so whether it moves depends on rounding, e.g. on the thread count)
+    moved = {v.path: not np.array_equal(a, v.numpy()) for a, v in zip(d_before, disc.trainable_variables)}
+    assert all(m for path, m in moved.items() if "kernel" in path) and any("kernel" in p for p in moved)
     assert int(model.g_optimizer.iterations) == 1 and int(model.d_optimizer.iterations) == 1
 
 
