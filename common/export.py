@@ -23,6 +23,7 @@ import common  # noqa: F401  (quiet TensorFlow import)
 import argparse
 import contextlib
 import datetime
+import importlib
 import json
 import logging
 import os
@@ -165,12 +166,43 @@ def _import_tf2onnx():
     return tf2onnx
 
 
+@contextlib.contextmanager
+def _without_reshape_optimizer():
+    """Run tf2onnx without its "reshape_optimizer" pass, which sometimes breaks the graph output.
+
+    tf2onnx turns a transpose that only moves a dimension of size 1 into a Reshape: for a model
+    with one output channel (SRCNN on Y) the final NCHW -> NHWC transpose becomes a Reshape of
+    the output. The reshape optimizer then rewrites such a Reshape as Reshape to rank 5 followed
+    by a Squeeze, inserted with `Graph.insert_node_on_output`, which rewires the consumers of the
+    tensor but not the graph outputs. When the Reshape writes the graph output itself (whether it
+    does at that point depends on the order in which the optimizer passes meet the nodes, which
+    varies from run to run and with tf2onnx's name counter: about 1 conversion in 15 in one
+    process), the Squeeze is dropped and the model returns (1, N, H, W, 1). Without the pass the
+    Reshape keeps its computed shape (Shape + Gather): the same result, always of rank 4.
+    """
+    try:
+        optimizer = importlib.import_module("tf2onnx.optimizer")
+    except ImportError:
+        optimizer = None
+    passes = getattr(optimizer, "_optimizers", None)  # the passes of tf2onnx 1.9 to 1.17
+    if not isinstance(passes, dict) or "reshape_optimizer" not in passes:
+        yield
+        return
+    saved = list(passes.items())
+    del passes["reshape_optimizer"]
+    try:
+        yield
+    finally:  # the passes run in this order: restore it in its place
+        passes.clear()
+        passes.update(saved)
+
+
 def write_onnx(model, path, opset: int = ONNX_OPSET) -> None:
     """An ONNX graph (NHWC, dynamic batch/height/width) converted with tf2onnx."""
     tf2onnx = _import_tf2onnx()
     spec = input_spec(model)
     function = tf.function(serving_function(model), input_signature=[spec])
-    with _quiet():
+    with _quiet(), _without_reshape_optimizer():
         tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset, output_path=str(path))
 
 
@@ -218,9 +250,7 @@ def load_export(path, fmt: str):
         name = session.get_inputs()[0].name
 
         def run(x):
-            out = session.run([OUTPUT_NAME], {name: np.asarray(x, np.float32)})[0]
-            # Seen once in a long test session: an extra leading axis of 1 (under investigation).
-            return out[0] if out.ndim == np.ndim(x) + 1 and out.shape[0] == 1 else out
+            return session.run([OUTPUT_NAME], {name: np.asarray(x, np.float32)})[0]
 
         return run
     raise ExportError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")

@@ -23,6 +23,7 @@ Batch-normalisation moving statistics are averaged over replicas after every ste
 updates each replica's copy from its own batch), which keeps all copies identical.
 """
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -58,10 +59,33 @@ def make_strategy(name: str = "default", devices=None) -> tf.distribute.Strategy
     if name == "mirrored":
         if devices is None and not tf.config.list_logical_devices("GPU"):
             devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
+        return _new_mirrored_strategy(devices)
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}: default, mirrored or multiworker")
+
+
+_mirrored_count = itertools.count(1)
+
+
+def _new_mirrored_strategy(devices) -> tf.distribute.MirroredStrategy:
+    """A MirroredStrategy whose collective ops use keys no earlier strategy of this process used.
+
+    Every MirroredStrategy numbers its all-reduces from the same group and instance keys
+    (group 1, instance 100, ...), and the TensorFlow runtime remembers each key's tensor shape
+    for the life of the process; so a second strategy whose all-reduces differ in shape from
+    the first one's failed with "Shape mismatch in the collective instance 100" (tensorflow
+    issue #62790). TensorFlow's own tests avoid it the same way, by raising the class's
+    `_collective_key_base` for each strategy; the replicas of one MirroredStrategy live in this
+    process, so the offset needs no agreement with anything outside it.
+    """
+    cls = tf.distribute.MirroredStrategy
+    saved = cls._collective_key_base
+    cls._collective_key_base = saved + 100_000 * next(_mirrored_count)
+    try:
+        return cls(devices)
+    finally:
+        cls._collective_key_base = saved
 
 
 def _cluster(strategy: tf.distribute.Strategy):

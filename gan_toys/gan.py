@@ -2,11 +2,21 @@
 
 The discriminator outputs logits; both players use sigmoid cross-entropy, the generator in its
 non-saturating form (maximise log D(G(z)) rather than minimise log(1 - D(G(z)))).
+
+Distribution (`tf.distribute`, see `distributed_dataset` and `train`): every replica draws the
+noise of the whole global batch from its copy of the GAN's random stream and keeps its own rows,
+and its data rows are the matching rows of each global (sub-)batch, so a run with R replicas takes
+the same steps as one device with the same global batch (up to rounding; batch normalisation
+must then be synchronised, e.g. `keras.layers.BatchNormalization(synchronized=True)`; the moving
+statistics of unsynchronised BN layers are averaged over the replicas after every step, as
+`common.training.Trainer` does).
 """
 import common  # noqa: F401  (quiet TensorFlow import)
 import keras
 import numpy as np
 import tensorflow as tf
+
+from common.training import average_over_replicas, moving_statistics
 
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
 
@@ -46,10 +56,10 @@ class GAN(keras.Model):
         # a variable, so that a schedule can change it between steps without retracing
         self.instance_noise = tf.Variable(float(instance_noise), trainable=False, dtype=tf.float32,
                                           name="instance_noise")
-        # distribution-aware: under a strategy scope each replica draws its own stream. The seed is
-        # hashed into a Philox key: Generator.from_seed gives nearly the same stream for 0, 1, 2, ...
+        # The seed is hashed into a Philox key: Generator.from_seed gives nearly the same stream for
+        # 0, 1, 2, ... Under a strategy every replica keeps an identical copy (see `_draw`).
         if seed is None:
-            self.rng = tf.random.Generator.from_non_deterministic_state()
+            self.rng = tf.random.Generator.from_non_deterministic_state("philox")
         else:
             key = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] >> 1)
             self.rng = tf.random.Generator.from_key_counter(key, [0, 0], "philox")
@@ -61,17 +71,52 @@ class GAN(keras.Model):
         # create the slot variables now (inside the caller's strategy scope), not in a tf.function
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
+        self._statistics = moving_statistics(self.generator, self.discriminator)
+
+    def _draw(self, kind: str, n, rest=(), blocks: int = 1):
+        """This replica's rows of one draw from the GAN's random stream ("normal" or "uniform" in
+        [-1, 1)), shape (blocks * n, *rest).
+
+        The draw covers the whole global batch: `blocks` blocks of n * replicas rows (e.g. real and
+        fake samples side by side), from which this replica keeps its n rows of each block. Every
+        replica advances its copy of the stream alike, so the numbers do not depend on how the
+        batch is split over devices and workers; with one replica this is exactly
+        `self.rng.normal/uniform((blocks * n, *rest))`.
+        """
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        rest = tf.cast(tf.reshape(rest, [-1]), tf.int32)
+        n = tf.cast(n, tf.int32)
+        shape = tf.concat([[blocks * replicas * n], rest], 0)
+        # Generator.normal/uniform without the replica-dependent key: skip() advances the
+        # replica's own copy of the state (all copies stay equal) and returns the state before
+        state = self.rng.skip(tf.reduce_prod(shape))
+        counter = tf.bitcast(state[:2], tf.uint64)
+        key = tf.bitcast(state[2:3], tf.uint64)
+        if kind == "uniform":
+            values = tf.raw_ops.StatelessRandomUniformV2(shape=shape, key=key, counter=counter,
+                                                         alg=self.rng.algorithm, dtype=tf.float32)
+            values = values * 2.0 + -1.0  # as Generator.uniform(minval=-1, maxval=1)
+        else:
+            values = tf.raw_ops.StatelessRandomNormalV2(shape=shape, key=key, counter=counter,
+                                                        alg=self.rng.algorithm, dtype=tf.float32)
+        if replicas == 1:
+            return values
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+        starts = [(b * replicas + replica) * n for b in range(blocks)]
+        return tf.concat([values[start:start + n] for start in starts], 0)
 
     def sample_noise(self, n):
-        shape = tf.stack([n, self.latent_dim])
-        if self.noise == "uniform":
-            return self.rng.uniform(shape, -1.0, 1.0)
-        return self.rng.normal(shape)
+        """(n, latent_dim) noise; in replica context this replica's rows of a global draw."""
+        return self._draw(self.noise, n, [self.latent_dim])
 
-    def discriminate(self, x, training=True):
-        """D's logits; with instance noise (during training) the input is perturbed first."""
+    def discriminate(self, x, training=True, blocks: int = 1):
+        """D's logits; with instance noise (during training) the input is perturbed first.
+        `blocks`: how many batches x holds side by side (e.g. real and fake), for `_draw`."""
         if training:
-            x = x + tf.cast(self.instance_noise, x.dtype) * self.rng.normal(tf.shape(x), dtype=x.dtype)
+            n = tf.shape(x)[0] // blocks
+            eps = self._draw("normal", n, tf.shape(x)[1:], blocks)
+            x = x + tf.cast(self.instance_noise, x.dtype) * tf.cast(eps, x.dtype)
         return self.discriminator(x, training=training)
 
     def call(self, z, training=False):
@@ -99,7 +144,7 @@ class GAN(keras.Model):
         fake = self.generator(z, training=True)
         with tf.GradientTape() as tape:
             # one call on real and fake together (these discriminators keep no batch statistics)
-            logits = self.discriminate(tf.concat([real, tf.cast(fake, real.dtype)], axis=0))
+            logits = self.discriminate(tf.concat([real, tf.cast(fake, real.dtype)], axis=0), blocks=2)
             real_logits, fake_logits = logits[:n], logits[n:]
             loss = _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
             scaled = self._scale(loss, self.discriminator)
@@ -122,6 +167,7 @@ class GAN(keras.Model):
         for part in tf.split(real, self.d_steps, axis=0):
             d_loss, d_real, d_fake = self.discriminator_step(part)
         g_loss = self.generator_step(tf.shape(part)[0])
+        average_over_replicas(getattr(self, "_statistics", []))
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
 
 
@@ -146,15 +192,52 @@ def make_step_runner(gan: GAN, strategy=None):
     return run
 
 
-def train(gan: GAN, dataset: tf.data.Dataset, steps: int, stops=(), on_stop=None, strategy=None,
+def distributed_dataset(strategy, make_dataset, global_batch: int, parts: int = 1):
+    """Per-replica batches for `train`: each input pipeline (one per worker) draws its share of
+    every global batch with `make_dataset(rows, pipeline_id)` (an endless dataset of batches of
+    `rows`; seed it with the pipeline id) and deals it out to its replicas.
+
+    A batch holds `parts` sub-batches one after the other (the `d_steps` discriminator batches of
+    `GAN.train_step`); a replica gets its rows of each, so that on one worker the replicas
+    together train on exactly the batches the default strategy would.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % (replicas * parts):
+        raise ValueError(f"the global batch ({global_batch // parts} x {parts}) must divide evenly over "
+                         f"{replicas} replicas")
+
+    def pipeline(context):
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        per_replica = context.get_per_replica_batch_size(global_batch)
+        dataset = make_dataset(per_replica * local, context.input_pipeline_id)
+        if local == 1:
+            return dataset
+
+        def deal(batch):  # (parts, replicas, rows) -> (replicas, parts, rows): one batch per replica
+            rest = tf.shape(batch)[1:]
+            split = tf.reshape(batch, tf.concat([[parts, local, per_replica // parts], rest], 0))
+            order = tf.concat([[1, 0], tf.range(2, tf.rank(split))], 0)
+            return tf.data.Dataset.from_tensor_slices(
+                tf.reshape(tf.transpose(split, order), tf.concat([[local, per_replica], rest], 0)))
+
+        return dataset.flat_map(deal)
+
+    return strategy.distribute_datasets_from_function(pipeline)
+
+
+def train(gan: GAN, dataset, steps: int, stops=(), on_stop=None, strategy=None,
           chunk: int = 500) -> dict:
     """Train for `steps` steps on batches from `dataset` (one batch = one train_step's input).
 
+    `dataset`: a `tf.data.Dataset` of global batches (split over the replicas by
+    `strategy.experimental_distribute_dataset`), or one made by `distributed_dataset`.
     `on_stop(step)` is called after each step listed in `stops` (and after the last step).
     Returns the per-step history {metric: np.ndarray of length steps}.
     """
     strategy = strategy or tf.distribute.get_strategy()
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    if isinstance(dataset, tf.data.Dataset):
+        dataset = strategy.experimental_distribute_dataset(dataset)
+    iterator = iter(dataset)
     run = make_step_runner(gan, strategy)
     marks = sorted({s for s in stops if 0 < s < steps} | {steps})
     history = {k: [] for k in METRICS}

@@ -50,18 +50,20 @@ def mlp_generator(latent_dim: int = 4, units: int = 256, hidden: int = 3, dropou
 # ---------------------------------------------------------------- §4.5 sinusoid images
 
 def conv_generator(latent_dim: int = 32, filters: int = 16, l2: float = 1e-4, batch_norm: bool = True,
-                   leaky: float = 0.0, name: str = "conv_generator") -> keras.Model:
+                   leaky: float = 0.0, synchronized: bool = False, name: str = "conv_generator") -> keras.Model:
     """Dense -> 13x13xF -> Conv2DTranspose (4x4, stride 2) 26x26xF -> Conv2DTranspose (4x4, stride 2)
     52x52x1, sigmoid (pixels in [0, 1]) -> cropped to 50x50x1.
 
     4x4 kernels at stride 2 overlap evenly (no checkerboard); the crop takes the border pixel off
-    each side. With `batch_norm`, batch normalisation before the hidden activations (as in DCGAN).
+    each side. With `batch_norm`, batch normalisation before the hidden activations (as in DCGAN);
+    `synchronized`: its batch statistics are those of the global batch under a `tf.distribute`
+    strategy with several replicas (as on one device), not of each replica's part.
     """
     reg = keras.regularizers.L2(l2) if l2 else None
 
     def activation(stack, tag):
         if batch_norm:
-            stack.append(layers.BatchNormalization(name=f"bn_{tag}"))
+            stack.append(layers.BatchNormalization(synchronized=synchronized, name=f"bn_{tag}"))
         stack.append(layers.LeakyReLU(leaky, name=f"lrelu_{tag}") if leaky else layers.ReLU(name=f"relu_{tag}"))
 
     stack = [keras.Input((latent_dim,)),

@@ -1,9 +1,12 @@
 """Run a toy GAN experiment of the thesis (§4.3-4.5) and write its figures and metrics.
 
     python -m gan_toys.train gaussian|mixture|sinusoids [--steps N] [--seed S] [--out DIR]
-        [--strategy default|mirrored] [--set name=value ...]
+        [--strategy default|mirrored|multiworker] [--set name=value ...]
 
 Writes to --out (default runs/gan_toys/<experiment>): config.json, metrics.json and PNG figures.
+Under a strategy `batch_size` is the global batch (it must divide by the number of replicas) and
+the steps are those of one device with that batch; with `multiworker` (TF_CONFIG) each worker
+draws its own data with its own seed and only the chief writes --out.
 """
 import common  # noqa: F401  (quiet TensorFlow import)
 
@@ -19,23 +22,16 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import norm, wasserstein_distance
 
+from common.training import is_chief, make_strategy
 from gan_toys import data, models, plots
 from gan_toys.config import CONFIGS, make_config, to_dict
-from gan_toys.gan import GAN, train
+from gan_toys.gan import GAN, distributed_dataset, train
 
 
 def checkpoint_steps(steps: int) -> list[int]:
     """100, 1000, 2000, ... up to `steps`, and `steps` itself."""
     marks = [100] + list(range(1000, steps + 1, 1000)) + [steps]
     return sorted({m for m in marks if 0 < m <= steps})
-
-
-def make_strategy(name: str):
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}")
 
 
 def _adam(lr: float, config):
@@ -49,6 +45,13 @@ def _build_gan(generator_fn, discriminator_fn, config, strategy, noise: str = "n
                   d_steps=config.d_steps, instance_noise=instance_noise, seed=config.seed + seed_offset)
         gan.compile(_adam(config.d_lr, config), _adam(config.g_lr, config))
     return gan
+
+
+def _batches(strategy, config, make_dataset):
+    """The experiment's data for `train`: global batches of batch_size x d_steps rows, each worker
+    drawing its share with the seed config.seed + its index (so one worker draws as before)."""
+    return distributed_dataset(strategy, lambda rows, worker: make_dataset(rows, config.seed + worker),
+                               config.batch_size * config.d_steps, config.d_steps)
 
 
 class WeightAverager:
@@ -82,13 +85,14 @@ def _share_upper(x, means) -> float:
 
 # ---------------------------------------------------------------- experiments
 
-def run_gaussian(config, out: Path, strategy) -> dict:
+def run_gaussian(config, out: Path | None, strategy) -> dict:
     """§4.3. Final figures use the generator weights averaged over the last `average_last` steps
-    (a snapshot every `log_every` steps) and D(.) averaged over the same steps."""
+    (a snapshot every `log_every` steps) and D(.) averaged over the same steps. Figures go to
+    `out` (None: no files, as on a worker other than the chief)."""
     gan = _build_gan(lambda: models.linear_generator(config.latent_dim),
                      lambda: models.mlp_discriminator(config.d_units), config, strategy)
-    dataset = data.gaussian_dataset(config.batch_size * config.d_steps, config.data_mean, config.data_std,
-                                    seed=config.seed)
+    dataset = _batches(strategy, config,
+                       lambda rows, seed: data.gaussian_dataset(rows, config.data_mean, config.data_std, seed=seed))
     affine = gan.generator.get_layer("affine")
     averager = WeightAverager(gan.generator)
     trace = {"step": [], "mean": [], "std": []}
@@ -124,6 +128,8 @@ def run_gaussian(config, out: Path, strategy) -> dict:
                              and abs(metrics["std"] - config.data_std) < 0.15
                              and abs(metrics["d_real"] - 0.5) < 0.05 and abs(metrics["d_fake"] - 0.5) < 0.05)
 
+    if out is None:
+        return metrics
     window = max(1, config.steps // 100)
     plots.plot_probabilities({"Gaussian": history}, out / "probabilities.png", window)
     plots.plot_losses({"Gaussian": history}, out / "losses.png", window)
@@ -137,7 +143,7 @@ def run_gaussian(config, out: Path, strategy) -> dict:
     return metrics
 
 
-def run_mixture(config, out: Path, strategy) -> dict:
+def run_mixture(config, out: Path | None, strategy) -> dict:
     """§4.4: the same GAN with a generator without and with dropout. Final figures use the
     generator weights averaged over the last `average_last` steps; samples are drawn in inference
     mode (dropout off)."""
@@ -151,8 +157,8 @@ def run_mixture(config, out: Path, strategy) -> dict:
         gan = _build_gan(
             lambda: models.mlp_generator(config.latent_dim, config.units, 3, dropout),
             lambda: models.mlp_discriminator(config.units), config, strategy, seed_offset=offset)
-        dataset = data.mixture_dataset(config.batch_size * config.d_steps, config.means, config.stds,
-                                       seed=config.seed)
+        dataset = _batches(strategy, config,
+                           lambda rows, seed: data.mixture_dataset(rows, config.means, config.stds, seed=seed))
         averager = WeightAverager(gan.generator)
         trace = {"step": [], "wasserstein": [], "share": []}
 
@@ -187,7 +193,8 @@ def run_mixture(config, out: Path, strategy) -> dict:
             results[label]["wasserstein_dropout_active"] = float(
                 wasserstein_distance(np.ravel(noisy), np.ravel(real)))
         histories[label], samples[label], curves[label] = history, generated, trace
-        np.savez(out / f"history_{label}.npz", **history, **{f"trace_{k}": v for k, v in trace.items()})
+        if out is not None:
+            np.savez(out / f"history_{label}.npz", **history, **{f"trace_{k}": v for k, v in trace.items()})
 
     real_share = _share_upper(real, config.means)
     metrics = {
@@ -198,6 +205,8 @@ def run_mixture(config, out: Path, strategy) -> dict:
         "train_seconds": time.perf_counter() - start_all,
     }
     metrics["passed"] = bool(all(abs(results[k]["share_upper"] - 0.5) < 0.1 for k in results))
+    if out is None:
+        return metrics
 
     window = max(1, config.steps // 50)
     plots.plot_probabilities(histories, out / "probabilities.png", window)
@@ -211,19 +220,22 @@ def run_mixture(config, out: Path, strategy) -> dict:
     return metrics
 
 
-def run_sinusoids(config, out: Path, strategy) -> dict:
+def run_sinusoids(config, out: Path | None, strategy) -> dict:
     """§4.5: generated images and their fit quality at steps 100, 1000, 2000, ..."""
     image_kw = dict(size=config.size, cycles=config.cycles, amplitude=config.amplitude,
                     half_width=config.half_width)
     gan = _build_gan(
-        lambda: models.conv_generator(config.latent_dim, config.g_filters, config.l2, config.batch_norm),
+        # several replicas: batch statistics of the global batch, as on one device
+        lambda: models.conv_generator(config.latent_dim, config.g_filters, config.l2, config.batch_norm,
+                                      synchronized=strategy.num_replicas_in_sync > 1),
         lambda: models.conv_discriminator(config.size, config.d_filters, l2=config.l2),
         config, strategy, noise="uniform", instance_noise=config.instance_noise)
-    dataset = data.sinusoid_dataset(config.batch_size * config.d_steps, seed=config.seed, **image_kw)
+    dataset = _batches(strategy, config, lambda rows, seed: data.sinusoid_dataset(rows, seed=seed, **image_kw))
     fitter = data.SinusoidFit(**image_kw)
     real = data.sinusoid_images(np.random.default_rng(config.seed + 1000).uniform(0, 360, config.eval_samples),
                                 **image_kw).numpy()
-    plots.plot_image_grid(real[:32], out / "real.png", "real")
+    if out is not None:
+        plots.plot_image_grid(real[:32], out / "real.png", "real")
     checkpoints = []
 
     def on_stop(step):
@@ -234,6 +246,8 @@ def run_sinusoids(config, out: Path, strategy) -> dict:
         images = gan.generate(config.eval_samples)
         quality = fitter.quality(images, config.fit_threshold)
         checkpoints.append({"step": step, **quality})
+        if out is None:
+            return
         plots.plot_image_grid(images[:32], out / f"samples_step{step:06d}.png", f"step {step}")
         print(f"step {step}: good share {quality['good_share']:.3f}, mean fit {quality['mean_score']:.3f}, "
               f"phase entropy {quality['phase_entropy_all']:.3f}", flush=True)
@@ -253,6 +267,8 @@ def run_sinusoids(config, out: Path, strategy) -> dict:
         "fit_threshold": config.fit_threshold,
         "train_seconds": train_seconds,
     }
+    if out is None:
+        return metrics
     window = max(1, config.steps // 50)
     plots.plot_probabilities({"sinusoids": history}, out / "probabilities.png", window)
     plots.plot_losses({"sinusoids": history}, out / "losses.png", window)
@@ -268,21 +284,33 @@ def run_sinusoids(config, out: Path, strategy) -> dict:
 EXPERIMENTS = {"gaussian": run_gaussian, "mixture": run_mixture, "sinusoids": run_sinusoids}
 
 
-def run(experiment: str, out, overrides: dict | None = None, strategy: str = "default") -> dict:
-    """Run one experiment; writes config.json, metrics.json and figures to `out`; returns the metrics."""
+def run(experiment: str, out, overrides: dict | None = None, strategy="default") -> dict:
+    """Run one experiment; writes config.json, metrics.json and figures to `out`; returns the metrics
+    (and "chief": whether this process wrote them).
+
+    `strategy`: default | mirrored | multiworker (see common.training.make_strategy) or a
+    `tf.distribute.Strategy`. Only the chief (worker 0) writes; every worker returns the metrics.
+    """
     config = make_config(experiment, overrides)
+    # first: a multi-worker strategy must be set up before TensorFlow does anything else
+    distribution = strategy if isinstance(strategy, tf.distribute.Strategy) else make_strategy(strategy)
+    name = strategy if isinstance(strategy, str) else type(strategy).__name__
+    chief = is_chief(distribution)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({**to_dict(config), "strategy": strategy}, indent=2))
+    if chief:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({**to_dict(config), "strategy": name}, indent=2))
     keras.utils.set_random_seed(config.seed)
     start = time.perf_counter()
-    metrics = EXPERIMENTS[experiment](config, out, make_strategy(strategy))
+    metrics = EXPERIMENTS[experiment](config, out if chief else None, distribution)
     metrics = {"experiment": experiment, "steps": config.steps, "seed": config.seed, **metrics,
+               "strategy": name, "replicas": distribution.num_replicas_in_sync,
                "total_seconds": time.perf_counter() - start}
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
-    return metrics
+    if chief:
+        tmp = out / "metrics.json.tmp"
+        tmp.write_text(json.dumps(metrics, indent=2))
+        os.replace(tmp, out / "metrics.json")
+    return {**metrics, "chief": chief}
 
 
 def parse_args(argv=None):
@@ -291,7 +319,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, help="training steps (generator updates)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", help="output directory (default runs/gan_toys/<experiment>)")
-    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default")
+    parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                        help="tf.distribute strategy (multiworker: configured by TF_CONFIG)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a hyperparameter of gan_toys.config (repeatable)")
     return parser.parse_args(argv)
@@ -308,7 +337,8 @@ def main(argv=None) -> int:
     metrics = run(args.experiment, out, overrides, args.strategy)
     summary = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
     print(json.dumps(summary, indent=2))
-    print(f"wrote {out}", file=sys.stderr)
+    if metrics["chief"]:
+        print(f"wrote {out}", file=sys.stderr)
     return 0
 
 

@@ -82,11 +82,18 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
         return {"mse": loss * strategy.num_replicas_in_sync}
 
     def make_dataset(start_step, ctx):  # called only when there are steps left to train
+        """This pipeline's share of each global batch (drawn at once with its own seed), split
+        into per-replica batches: with one pipeline the replicas together see exactly the
+        default strategy's batches, so the strategy does not change what is trained on."""
         pairs = [p for s in config.scales
                  for p in training_pairs(config.train_data, s, config.degradation, config.color)]
-        return sub_image_dataset(
-            pairs, config.patch, b, ctx.get_per_replica_batch_size(global_batch), config.stride,
-            seed=config.seed + ctx.input_pipeline_id, start_step=start_step)
+        per_replica = ctx.get_per_replica_batch_size(global_batch)
+        local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+        ds = sub_image_dataset(pairs, config.patch, b, per_replica * local, config.stride,
+                               seed=config.seed + ctx.input_pipeline_id, start_step=start_step)
+        if local == 1:
+            return ds
+        return ds.unbatch().batch(per_replica, drop_remainder=True)
 
     val_dir = resolve_data(config.val_data)
 

@@ -3,6 +3,11 @@
     python tests/common/_dist_worker.py mirrored OUT_DIR TRAIN_DIR VAL_DIR
         splits the CPU into two logical devices (before TensorFlow initialises them) and trains
         tiny SRResNets under the default strategy and under MirroredStrategy; writes OUT_DIR/*.npz.
+    python tests/common/_dist_worker.py gan_toys_mirrored OUT_DIR
+        the same for `gan_toys.train.run` (sinusoids, tiny); writes OUT_DIR/*.npz.
+    python tests/common/_dist_worker.py gan_toys OUT -- GAN_TOYS_TRAIN_ARGS...
+        one worker of a cluster running `python -m gan_toys.train`; dumps its GANs' weights and
+        what it wrote to OUT.npz / OUT.json.
     python tests/common/_dist_worker.py srgan OUT [--hold] -- SRGAN_TRAIN_ARGS...
         one worker of a cluster (TF_CONFIG is set by the caller): runs `python -m srgan.train`
         and dumps the weights after training and what the Trainer did to OUT.npz / OUT.json.
@@ -154,22 +159,105 @@ def mirrored(out_dir, train_dir, val_dir):
     np.savez(out_dir / "srgan.npz", initial=np.concatenate([w.ravel() for w in start]), **weights)
     timings["srgan"] = time.time() - t
 
+    # 4. srcnn.train, default vs mirrored, after the strategies above (a later MirroredStrategy
+    #    in the same process used to fail: see common.training._new_mirrored_strategy)
+    t = time.time()
+    srcnn = {name: srcnn_run(name, out_dir / f"srcnn-{name}", train_dir, val_dir) for name in ("default", "mirrored")}
+    np.savez(out_dir / "srcnn.npz", **{f"{name}_{k}": r.pop(k) for name, r in srcnn.items()
+                                       for k in ("initial", "weights") if k in r})
+    info["srcnn"] = srcnn
+    timings["srcnn"] = time.time() - t
+
     info["timings"] = timings
     (out_dir / "info.json").write_text(json.dumps(info, indent=1))
 
 
-# --- one worker of a MultiWorkerMirroredStrategy cluster --------------------------------------
-def srgan_worker(out, hold, argv):
+def srcnn_run(strategy_name, run_dir, train_dir, val_dir) -> dict:
+    """A tiny `srcnn.train.train` run: its result, or the error it raised (shown by the test)."""
     import numpy as np
 
     from common import training
-    from srgan import train as srgan_train
+    from srcnn import train as srcnn_train
+    from srcnn.config import SRCNNConfig
 
-    out = Path(out)
-    run_dir = Path(argv[argv.index("--run-dir") + 1]).resolve()
+    trainers, initial = [], []
+    init = training.Trainer.__init__
+
+    def recording_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        trainers.append(self)
+        initial.append(np.concatenate([w.ravel() for w in self.checkpoint.model.get_weights()]))
+
+    training.Trainer.__init__ = recording_init
+    config = SRCNNConfig(n1=8, n2=4, train_data=(str(train_dir),), val_data=str(val_dir), patch=21,
+                         stride=None, batch_size=GLOBAL_BATCH, optimizer="adam", lr=1e-3, steps=STEPS,
+                         validate_every=STEPS, checkpoint_every=STEPS, log_every=1)
+    try:
+        result = srcnn_train.train(config, run_dir, strategy_name, progress=False)
+    except Exception as exc:  # reported to the test, which shows it
+        return {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"}
+    finally:
+        training.Trainer.__init__ = init
+    trainer = trainers[-1]
+    model = trainer.checkpoint.model
+    return {"error": None, "step": result["step"], "losses": [h["mse"] for h in trainer.history],
+            "replicas": trainer.strategy.num_replicas_in_sync, "spread": replica_spread(model),
+            "initial": initial[-1], "weights": np.concatenate([w.ravel() for w in model.get_weights()])}
+
+
+# --- gan_toys: MirroredStrategy against the default strategy ----------------------------------
+GAN_TOYS_SETTINGS = {"steps": 4, "batch_size": 4, "d_steps": 2, "eval_samples": 8, "log_every": 2,
+                     "g_filters": 4, "d_filters": 4}
+
+
+def record_gans():
+    """Patch gan_toys.train._build_gan to keep the GANs it builds; returns their list."""
+    from gan_toys import train as gan_train
+
+    gans, build = [], gan_train._build_gan
+
+    def recording_build(*args, **kwargs):
+        gans.append(build(*args, **kwargs))
+        return gans[-1]
+
+    gan_train._build_gan = recording_build
+    return gans
+
+
+def gan_weights(gan) -> dict:
+    return {**{f"generator/{i}": w for i, w in enumerate(gan.generator.get_weights())},
+            **{f"discriminator/{i}": w for i, w in enumerate(gan.discriminator.get_weights())}}
+
+
+def gan_toys_mirrored(out_dir):
+    """`gan_toys.train.run("sinusoids", ...)` (BN, instance noise, 2 discriminator steps per
+    generator step) under the default strategy and under MirroredStrategy on 2 logical CPUs;
+    writes OUT_DIR/{default,mirrored}.npz (final weights, per-step history) and info.json."""
+    import numpy as np
+
+    split_cpu(2)
+    from gan_toys import train as gan_train
+
+    out_dir = Path(out_dir)
+    gans, info = record_gans(), {}
+    for name in ("default", "mirrored"):
+        t = time.time()
+        metrics = gan_train.run("sinusoids", out_dir / name, dict(GAN_TOYS_SETTINGS), name)
+        with np.load(out_dir / name / "history.npz") as history:
+            arrays = {f"history/{k}": history[k] for k in history.files}
+        np.savez(out_dir / f"{name}.npz", **gan_weights(gans[-1]), **arrays)
+        info[name] = {"replicas": metrics["replicas"], "chief": metrics["chief"], "seconds": time.time() - t,
+                      "synchronized_bn": [layer.synchronized for layer in gans[-1].generator.layers
+                                          if hasattr(layer, "synchronized")]}
+    (out_dir / "info.json").write_text(json.dumps(info, indent=1))
+
+
+# --- one worker of a MultiWorkerMirroredStrategy cluster --------------------------------------
+def audit_writes(run_dir: Path) -> list:
+    """Record this process's Python-level writes into `run_dir` (in the returned list)."""
     writes = []
 
-    def audit(event, args):  # Python-level writes into the run folder (this worker's)
+    def audit(event, args):
         if event == "open" and args[0] is not None and isinstance(args[0], (str, bytes, os.PathLike)):
             mode = args[1] or "r"
             if any(c in str(mode) for c in "wax+") and str(run_dir) in os.path.abspath(os.fsdecode(args[0])):
@@ -179,6 +267,44 @@ def srgan_worker(out, hold, argv):
                 writes.append([event, os.fsdecode(args[0])])
 
     sys.addaudithook(audit)
+    return writes
+
+
+def gan_toys_worker(out, argv):
+    """One worker running `python -m gan_toys.train ARGV` (with --strategy multiworker)."""
+    import numpy as np
+
+    from gan_toys import train as gan_train
+
+    out = Path(out)
+    writes = audit_writes(Path(argv[argv.index("--out") + 1]).resolve())
+    gans, results = record_gans(), []
+    run = gan_train.run
+
+    def recording_run(*args, **kwargs):
+        results.append(run(*args, **kwargs))
+        return results[-1]
+
+    gan_train.run = recording_run
+    code = gan_train.main(argv)
+    np.savez(out.with_suffix(".npz"), **{f"{i}/{k}": w for i, gan in enumerate(gans)
+                                         for k, w in gan_weights(gan).items()})
+    metrics = results[0]
+    report = {"code": code, "chief": metrics["chief"], "replicas": metrics["replicas"], "gans": len(gans),
+              "d_real": metrics.get("d_real"), "writes_into_run_dir": writes}
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    return code
+
+
+def srgan_worker(out, hold, argv):
+    import numpy as np
+
+    from common import training
+    from srgan import train as srgan_train
+
+    out = Path(out)
+    run_dir = Path(argv[argv.index("--run-dir") + 1]).resolve()
+    writes = audit_writes(run_dir)
     sessions, starts = [], []
     build = srgan_train.build
 
@@ -237,10 +363,14 @@ def srgan_worker(out, hold, argv):
 if __name__ == "__main__":
     if sys.argv[1] == "mirrored":
         mirrored(*sys.argv[2:5])
-    elif sys.argv[1] == "srgan":
+    elif sys.argv[1] == "gan_toys_mirrored":
+        gan_toys_mirrored(sys.argv[2])
+    elif sys.argv[1] in ("srgan", "gan_toys"):
         rest = sys.argv[2:]
         split = rest.index("--")
         options, argv = rest[:split], rest[split + 1:]
+        if sys.argv[1] == "gan_toys":
+            sys.exit(gan_toys_worker(options[0], argv))
         sys.exit(srgan_worker(options[0], "--hold" in options, argv))
     else:
         sys.exit(f"unknown mode {sys.argv[1]!r}")

@@ -84,13 +84,14 @@ class Cluster:
         with np.load(self.out / f"worker{i}.npz") as arrays:
             return {k: arrays[k] for k in arrays.files}
 
-    def start(self, train_args: list, hold: bool = False):
-        """hold: the workers wait after their first checkpoint until `release()`."""
+    def start(self, train_args: list, hold: bool = False, mode: str = "srgan"):
+        """mode: the worker's program (srgan: `srgan.train`, gan_toys: `gan_toys.train`);
+        hold: the workers wait after their first checkpoint until `release()` (srgan only)."""
         self.out.mkdir(parents=True, exist_ok=True)
         workers = [f"127.0.0.1:{p}" for p in _free_ports(self.n)]
         for i in range(self.n):
             config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
-            cmd = [sys.executable, str(WORKER), "srgan", str(self.out / f"worker{i}"),
+            cmd = [sys.executable, str(WORKER), mode, str(self.out / f"worker{i}"),
                    *(["--hold"] if hold else []), "--", *train_args]
             with open(self.log(i), "w") as log:
                 self.procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(config), stdout=log,
@@ -200,6 +201,24 @@ def test_mirrored_strategy_matches_default_strategy(mirrored):
     srgan = np.load(mirrored / "srgan.npz")
     assert np.abs(srgan["default"] - srgan["initial"]).max() > 1e-5
     np.testing.assert_allclose(srgan["mirrored"], srgan["default"], rtol=0, atol=1e-5)
+
+
+def test_srcnn_under_mirrored_strategy_matches_default(mirrored):
+    """srcnn.train (two optimizers on parts of the model), run after the other strategies of the
+    same process: a later MirroredStrategy used to fail with "Shape mismatch in the collective
+    instance 100" (collective keys reused; see common.training._new_mirrored_strategy)."""
+    info = json.loads((mirrored / "info.json").read_text())["srcnn"]
+    for name in ("default", "mirrored"):
+        assert info[name]["error"] is None, f"{name}: {info[name]['error']}"
+    default, mirror = info["default"], info["mirrored"]
+    assert default["replicas"] == 1 and mirror["replicas"] == 2
+    assert default["step"] == mirror["step"] == 3 and mirror["spread"] == 0.0
+    weights = np.load(mirrored / "srcnn.npz")
+    np.testing.assert_array_equal(weights["mirrored_initial"], weights["default_initial"])
+    assert np.abs(weights["default_weights"] - weights["default_initial"]).max() > 1e-3
+    np.testing.assert_allclose(weights["mirrored_weights"], weights["default_weights"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(mirror["losses"], default["losses"], rtol=1e-5)
+    assert (mirrored / "srcnn-mirrored" / "checkpoints" / "ckpt-3.index").exists()
 
 
 def test_two_workers_pretrain_agree_resume_after_kill_and_only_the_chief_writes(data, tmp_path):

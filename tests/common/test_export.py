@@ -114,6 +114,28 @@ def test_export_matches_keras_on_two_sizes(tiny, tmp_path, name, fmt):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, out.name + ".json"])
 
 
+@pytest.mark.skipif(not HAVE_ONNX, reason="tf2onnx/onnxruntime not installed")
+def test_onnx_export_of_a_one_channel_model_always_returns_rank_4(tiny, tmp_path, monkeypatch):
+    """tf2onnx's reshape optimizer sometimes (about 1 conversion in 15, depending on the order in
+    which its passes meet the nodes) dropped the Squeeze after the output of a one-channel model:
+    SRCNN then returned (1, N, H, W, 1). write_onnx runs tf2onnx without that pass."""
+    import onnxruntime
+    from tf2onnx import optimizer
+    from tf2onnx.optimizer.reshape_optimizer import ReshapeOptimizer
+
+    passes = list(optimizer._optimizers)
+    calls = []
+    monkeypatch.setattr(ReshapeOptimizer, "_optimize", lambda self, graph: calls.append(graph) or graph)
+    model = tiny["srcnn"][0]
+    x = np.random.default_rng(0).uniform(0, 1, (1, 12, 16, 1)).astype(np.float32)
+    for i in range(6):
+        path = tmp_path / f"srcnn{i}.onnx"
+        export.write_onnx(model, path)
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert session.run([export.OUTPUT_NAME], {session.get_inputs()[0].name: x})[0].shape == x.shape
+    assert calls == [] and list(optimizer._optimizers) == passes  # not run; restored afterwards
+
+
 def test_default_output_is_beside_the_checkpoint_and_verified(tiny, tmp_path, capsys):
     model, _ = tiny["srcnn"]
     ckpt = checkpoints.save_model(model, tmp_path / "m.h5", TINY["srcnn"][1])
