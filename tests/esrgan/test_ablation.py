@@ -1,0 +1,102 @@
+"""esrgan.ablation: a tiny five-column run (1 block x 8 filters, 2 + 2 steps, 32-px crops, one
+generated image, random VGG conv2_2 features), what each column is made of, the histogram distance, and
+the one-line error when the ImageNet VGG19 weights are unavailable."""
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from common.images import write_image
+from esrgan import ablation
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """One textured 200x104 image: 32-px training crops, and two 96x96 NIQE blocks after the border crop."""
+    root = tmp_path_factory.mktemp("ablation_data")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:104, 0:200] / 50.0
+    image = 0.5 + 0.25 * np.sin(3.0 * np.stack([xx, yy, xx + yy], -1)) + rng.normal(0, 0.08, (104, 200, 3))
+    write_image(root / "one.png", np.clip(image, 0, 1).astype(np.float32))
+    return root
+
+
+TINY = ["--num-filters", "8", "--num-blocks", "1", "--disc-filters", "8", "--hr-patch", "32", "--batch-size", "2",
+        "--pretrain-steps", "2", "--steps", "2", "--log-every", "1",
+        "--perceptual-layer", "conv2_2"]  # the papers' conv5_4 doubles the time of an eager GAN step
+
+
+@pytest.fixture(scope="module")
+def run(image_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ablation_out")
+    code = ablation.main([*TINY, "--train-data", str(image_dir), "--data", str(image_dir), "--out", str(out),
+                          "--vgg-weights", "random"])
+    assert code == 0
+    return out, json.loads((out / "ablation.json").read_text())
+
+
+def test_tiny_run_writes_all_files_with_five_finite_rows(run):
+    out, result = run
+    for name in ("ablation.json", "ablation.md", "crops.png", "histograms.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
+    rows = result["columns"]
+    assert [r["number"] for r in rows] == [1, 2, 3, 4, 5]
+    for row in rows:
+        assert all(math.isfinite(row[k]) for k in ("psnr", "ssim", "niqe")), row["key"]
+        assert all(math.isfinite(v) for v in row["last_gan"].values())
+    assert all(math.isfinite(result["reference"]["bicubic"][k]) for k in ("psnr", "ssim", "niqe"))
+    assert result["faithful"] is False and result["vgg_weights"].startswith("random")
+
+    table = (out / "ablation.md").read_text()
+    assert sum(line.startswith(f"| {n} |") for line in table.splitlines() for n in range(1, 6)) == 5
+    assert "Random VGG19 features (not faithful)" in table
+
+
+def test_columns_are_what_they_claim(run):
+    rows = run[1]["columns"]
+    assert [r["bn_layers"] > 0 for r in rows] == [True, False, False, False, False]
+    assert [r["rrdb_blocks"] > 0 for r in rows] == [False, False, False, False, True]
+    assert [r["residual_blocks"] > 0 for r in rows] == [True, True, True, True, False]
+    assert [r["feature_layer"] for r in rows] == ["block2_conv2_relu"] * 2 + ["block2_conv2"] * 3
+    assert [r["gan_loss"] for r in rows] == ["StandardGeneratorLoss"] * 3 + ["RelativisticGeneratorLoss"] * 2
+    assert [r["discriminator_loss"] for r in rows] == ["DiscriminatorLoss"] * 3 + ["RelativisticDiscriminatorLoss"] * 2
+    # columns 2-4 share one pre-trained generator; 2 and 3 differ only in the perceptual features
+    assert rows[1]["last_pretrain"] == rows[2]["last_pretrain"] == rows[3]["last_pretrain"]
+    assert rows[1]["last_gan"]["percep"] != rows[2]["last_gan"]["percep"]
+
+
+def test_histograms_distance_is_zero_for_hr_against_itself(run):
+    study = run[1]["histograms"]
+    assert study["hr_vs_hr"] == 0.0
+    assert 0.0 < study["bn_vs_hr"] <= 2.0 and 0.0 < study["no_bn_vs_hr"] <= 2.0
+    for curve in study["curves"].values():
+        assert len(curve) == 256 and sum(curve) == pytest.approx(1.0)
+
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0.2, 0.6, (40, 40, 3)).astype(np.float32)
+    h = ablation.brightness_histogram(np.bincount(ablation.grey_levels(image), minlength=256), 2.0)
+    brighter = ablation.brightness_histogram(np.bincount(ablation.grey_levels(image + 0.3), minlength=256), 2.0)
+    assert ablation.histogram_distance(h, h) == 0.0
+    assert 1.0 < ablation.histogram_distance(h, brighter) <= 2.0
+
+
+def test_columns_select_by_number_or_name():
+    assert [c.number for c in ablation.select_columns(["rrdb", "1"])] == [1, 5]
+    with pytest.raises(ValueError, match="unknown column"):
+        ablation.select_columns(["6"])
+
+
+def test_imagenet_weights_unavailable_is_a_one_line_error(image_dir, tmp_path, capsys, monkeypatch):
+    def offline(fname, origin, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    out = tmp_path / "out"
+    code = ablation.main([*TINY, "--train-data", str(image_dir), "--data", str(image_dir), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ImageNet VGG19 weights are not available offline") and err.count("\n") == 1
+    assert not out.exists()  # stopped before training or writing anything
