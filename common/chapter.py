@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.evaluate import evaluate_model
-from common.training import Trainer, TrainingDiverged
+from common.training import Trainer, TrainingDiverged, export_history, read_jsonl
 from common.vgg import VGGWeightsUnavailable
 
 
@@ -35,12 +35,6 @@ class Session:
     discriminator: keras.Model | None = None
     d_optimizer: keras.optimizers.Optimizer | None = None
     init: str | None = None  # where the generator's first weights came from
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def run_checkpoint(run_dir: Path) -> str | None:
@@ -130,6 +124,7 @@ def fit_and_export(session: Session, run_dir, export, meta_fn: Callable, best: b
             last = [v for v in read_jsonl(run_dir / "validation.jsonl") if v["step"] == step]
             psnr = last[-1]["psnr"] if last else None
         path = save_model(generator, export, meta_fn(step, psnr))
+        export_history(run_dir, path)
         result["exported"] = str(path)
         if progress:
             shown = "n/a" if psnr is None else f"{psnr:.3f} dB"

@@ -26,11 +26,9 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import shutil
 import signal
 import tempfile
-import time
 import weakref
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -159,6 +157,28 @@ def write_json(path, data) -> None:
     if is_dataclass(data):
         data = asdict(data)
     atomic_write_bytes(Path(path), (json.dumps(data, indent=2, default=str) + "\n").encode())
+
+
+def read_jsonl(path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def history_path(model_path) -> Path:
+    """X.h5 -> X.history.json (the training curves shipped beside an exported model)."""
+    path = Path(model_path)
+    return path.with_name(path.name.removesuffix(".h5").removesuffix(".weights") + ".history.json")
+
+
+def export_history(run_dir, model_path, key: str = "psnr") -> Path:
+    """Write the run's curves beside an exported model: {"validation": [{"step", "psnr", ...}],
+    "loss": [{"step", <loss>: ...}]}; `key` is the validation metric renamed to "psnr"."""
+    validation = [{**v, "psnr": v[key]} for v in read_jsonl(Path(run_dir) / "validation.jsonl") if key in v]
+    path = history_path(model_path)
+    write_json(path, {"validation": validation, "loss": read_jsonl(Path(run_dir) / "history.jsonl")})
+    return path
 
 
 class Trainer:

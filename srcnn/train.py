@@ -6,7 +6,6 @@ exported with --export (e.g. 'srcnn/weights/srcnn_x{scale}.h5') together with it
 import argparse
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -119,13 +118,15 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
     result = trainer.fit()
     if export and not result["stopped"] and trainer.chief:  # only the chief writes
         from common.checkpoints import save_model
+        from common.training import export_history
 
         trainer.restore_best()
         infer.set_weights(model.get_weights())
         best = trainer.best or {}
         for s in config.scales:
             path = export.format(scale=s)
-            save_model(infer, path, checkpoint_meta(config, s, best.get("step", result["step"]), best))
+            saved = save_model(infer, path, checkpoint_meta(config, s, best.get("step", result["step"]), best))
+            export_history(run_dir, saved, key=f"psnr_x{s}")
             print(f"exported {path} (step {best.get('step')}, Set5 x{s} "
                   f"{best.get(f'psnr_x{s}', float('nan')):.3f} dB)")
     return result

@@ -84,3 +84,17 @@ def test_best_checkpoint_follows_validation(tmp_path):
     trainer.fit()
     assert json.loads((tmp_path / "best.json").read_text())["step"] == 4
     assert trainer.restore_best()
+
+
+def test_export_history_ships_the_runs_curves_beside_the_model(tmp_path):
+    from common.training import export_history, history_path
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "validation.jsonl").write_text('{"step": 10, "psnr_x3": 30.5}\n{"step": 20, "psnr_x3": 31.0}\n')
+    (run / "history.jsonl").write_text('{"step": 5, "mse": 0.01}\n\n{"step": 10, "mse": 0.008}\n')
+    path = export_history(run, tmp_path / "srcnn_x3.h5", key="psnr_x3")
+    assert path == history_path(tmp_path / "srcnn_x3.weights.h5") == tmp_path / "srcnn_x3.history.json"
+    curves = json.loads(path.read_text())
+    assert [(v["step"], v["psnr"]) for v in curves["validation"]] == [(10, 30.5), (20, 31.0)]
+    assert [h["mse"] for h in curves["loss"]] == [0.01, 0.008]
