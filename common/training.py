@@ -153,6 +153,50 @@ def global_average(per_example_loss, global_batch_size: int):
     return tf.nn.compute_average_loss(per_example_loss, global_batch_size=global_batch_size)
 
 
+def num_replicas() -> int:
+    """Replicas in sync, from a replica or the cross-replica context (1 without a strategy)."""
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context
+        return tf.distribute.get_strategy().num_replicas_in_sync
+    return context.num_replicas_in_sync
+
+
+class GeneratorTrainer(keras.Model):
+    """A generator trained alone on one loss (SRResNet pretraining, ESRGAN's PSNR stage).
+
+    `loss(target, sr)` is a mean over the replica's batch; it is divided by the number of replicas
+    before differentiation (the optimizer sums replicas' gradients), so updates follow the global
+    batch mean. `to_output_range` maps HR [0, 1] to the generator's output range. The step
+    returns {metric: loss}.
+    """
+
+    def __init__(self, generator, loss, metric: str = "loss", to_output_range=None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.loss_fn = loss
+        self.metric = metric
+        self.to_output_range = to_output_range
+
+    def compile(self, g_optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = g_optimizer
+        g_optimizer.build(self.generator.trainable_variables)
+
+    def call(self, lr, training=False):
+        return self.generator(lr, training=training)
+
+    @tf.autograph.experimental.do_not_convert
+    def train_step(self, data):
+        lr, hr = data[0], data[1]
+        target = self.to_output_range(hr) if self.to_output_range else hr
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(target, self.generator(lr, training=True))
+            scaled = loss / num_replicas()
+        weights = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
+        return {self.metric: loss}
+
+
 def write_json(path, data) -> None:
     if is_dataclass(data):
         data = asdict(data)

@@ -25,16 +25,10 @@ import common  # noqa: F401  (quiet TensorFlow import)
 import keras
 import tensorflow as tf
 
+from common.training import GeneratorTrainer, num_replicas
 from esrgan.losses import L1Loss, RelativisticDiscriminatorLoss
 
 METRICS = ("d_loss", "g_loss", "percep", "ra", "l1", "d_real", "d_fake")
-
-
-def _replicas() -> int:
-    context = tf.distribute.get_replica_context()
-    if context is None:  # cross-replica context
-        return tf.distribute.get_strategy().num_replicas_in_sync
-    return context.num_replicas_in_sync
 
 
 class ESRGAN(keras.Model):
@@ -69,7 +63,7 @@ class ESRGAN(keras.Model):
             fake_logits = self.discriminator(sr, training=True)
             d_loss = self.discriminator_loss(real_logits, fake_logits)
             parts = self.generator_loss(hr, sr, real_logits, fake_logits)
-            n = _replicas()
+            n = num_replicas()
             g_scaled, d_scaled = parts["total"] / n, d_loss / n
         # Each tape differentiates its own loss for its own network only; both before any update.
         g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
@@ -86,28 +80,8 @@ class ESRGAN(keras.Model):
         }
 
 
-class PSNRTrainer(keras.Model):
-    """The PSNR-oriented stage: the generator alone on L1 (RRDB_PSNR)."""
+class PSNRTrainer(GeneratorTrainer):
+    """The PSNR-oriented stage: the generator alone on L1 (RRDB_PSNR); returns {"l1": loss}."""
 
     def __init__(self, generator, pixel_loss=None, **kwargs):
-        super().__init__(**kwargs)
-        self.generator = generator
-        self.pixel_loss = pixel_loss or L1Loss(1.0)
-
-    def compile(self, g_optimizer, **kwargs):
-        super().compile(optimizer=None, **kwargs)
-        self.g_optimizer = g_optimizer
-        g_optimizer.build(self.generator.trainable_variables)
-
-    def call(self, lr, training=False):
-        return self.generator(lr, training=training)
-
-    @tf.autograph.experimental.do_not_convert
-    def train_step(self, data):
-        lr, hr = data[0], data[1]
-        with tf.GradientTape() as tape:
-            l1 = self.pixel_loss(hr, self.generator(lr, training=True))
-            scaled = l1 / _replicas()
-        weights = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-        return {"l1": l1}
+        super().__init__(generator, pixel_loss or L1Loss(1.0), metric="l1", **kwargs)

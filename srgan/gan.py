@@ -21,14 +21,9 @@ import common  # noqa: F401  (quiet TensorFlow import)
 import keras
 import tensorflow as tf
 
+from common.training import GeneratorTrainer, num_replicas
+
 METRICS = ("d_loss", "g_loss", "content", "adversarial", "d_real", "d_fake")
-
-
-def _replicas() -> int:
-    context = tf.distribute.get_replica_context()
-    if context is None:  # cross-replica context
-        return tf.distribute.get_strategy().num_replicas_in_sync
-    return context.num_replicas_in_sync
 
 
 def to_generator_range(hr):
@@ -70,7 +65,7 @@ class SRGAN(keras.Model):
             real_logits = self.discriminator(hr, training=True)
             fake_logits = self.discriminator(sr, training=True)
             loss = self.discriminator_loss(real_logits, fake_logits)
-            scaled = loss / _replicas()
+            scaled = loss / num_replicas()
         weights = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
         d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
@@ -96,36 +91,16 @@ class SRGAN(keras.Model):
             g_loss = content + adversarial
             if self.tv_loss is not None:
                 g_loss = g_loss + self.tv_loss(sr)
-            scaled = g_loss / _replicas()
+            scaled = g_loss / num_replicas()
         weights = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
         return {"d_loss": d_loss, "g_loss": g_loss, "content": content, "adversarial": adversarial,
                 "d_real": d_real, "d_fake": d_fake}
 
 
-class SRResNetTrainer(keras.Model):
-    """The pretraining stage: the generator alone on a content loss (SRResNet-MSE / -VGG22)."""
+class SRResNetTrainer(GeneratorTrainer):
+    """The pretraining stage: the generator alone on a content loss (SRResNet-MSE / -VGG22),
+    HR compared in the generator's range [-1, 1]; returns {"content": loss}."""
 
     def __init__(self, generator, content_loss, **kwargs):
-        super().__init__(**kwargs)
-        self.generator = generator
-        self.content_loss = content_loss
-
-    def compile(self, g_optimizer, **kwargs):
-        super().compile(optimizer=None, **kwargs)
-        self.g_optimizer = g_optimizer
-        g_optimizer.build(self.generator.trainable_variables)
-
-    def call(self, lr, training=False):
-        return self.generator(lr, training=training)
-
-    @tf.autograph.experimental.do_not_convert
-    def train_step(self, data):
-        lr, hr = data[0], data[1]
-        with tf.GradientTape() as tape:
-            sr = self.generator(lr, training=True)
-            content = self.content_loss(to_generator_range(hr), sr)
-            scaled = content / _replicas()
-        weights = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-        return {"content": content}
+        super().__init__(generator, content_loss, metric="content", to_output_range=to_generator_range, **kwargs)
