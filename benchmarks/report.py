@@ -179,6 +179,7 @@ def stage_curves(out: Path, cfg: dict, tmp: Path, quick: bool) -> dict:
     else:
         from dataclasses import replace
 
+        from common.training import read_jsonl
         from srcnn.config import PRESETS
         from srcnn.train import train
 
@@ -193,11 +194,8 @@ def stage_curves(out: Path, cfg: dict, tmp: Path, quick: bool) -> dict:
         run_dir = tmp / "curve_run"
         train(config, run_dir, progress=False)
 
-        def jsonl(name):
-            return [json.loads(x) for x in (run_dir / name).read_text().splitlines() if x.strip()]
-
-        history = {"validation": [{"step": v["step"], "psnr": v["psnr"]} for v in jsonl("validation.jsonl")],
-                   "loss": jsonl("history.jsonl")}
+        history = {"validation": [{"step": v["step"], "psnr": v["psnr"]} for v in read_jsonl(run_dir / "validation.jsonl")],
+                   "loss": read_jsonl(run_dir / "history.jsonl")}
         for v in history["validation"]:
             log(f"step {v['step']}: Set5 x3 PSNR {v['psnr']:.2f} dB")
         curves["srcnn_x3 (short run here)"] = history
