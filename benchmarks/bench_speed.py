@@ -33,6 +33,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def rss_bytes() -> int:
+    """Peak RSS of this process. Linux's ru_maxrss survives fork + exec (a child started by a big
+    parent reports the parent's peak), so VmHWM, which belongs to this process's own memory, comes first."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 

@@ -8,7 +8,7 @@ The model is, in order: --weights; else the largest shipped checkpoint among the
 weights/ folders; else a freshly built esrgan.models.rrdb_generator() (23 RRDBs: hours on a
 2-core CPU for a 2000x2000 input); else the stand-in. The upscale runs in a subprocess
 (`python -m common.upscale_cli`, the chapters' code path) whose own peak RSS
-(resource.getrusage ru_maxrss) and wall time are reported with the machine and versions.
+(VmHWM, see bench_speed.rss_bytes) and wall time are reported with the machine and versions.
 """
 import common  # noqa: F401  (quiet TensorFlow import)
 
@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.bench_speed import rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_WEIGHTS = [ROOT / chapter / "weights" for chapter in ("srcnn", "srgan", "esrgan")]
@@ -121,7 +122,7 @@ def child(argv: list[str]) -> None:
     start = time.perf_counter()
     code = upscale_cli.main(argv + ["-q"])
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    peak = rss_bytes()
     # The tile size the CLI chose (worked out again after the measurement).
     from common import checkpoints, inference
 

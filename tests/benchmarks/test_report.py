@@ -82,3 +82,22 @@ def test_numbers_equal_the_scripts_json(report):
     sweep = results["sweep"]
     md_sweep = tables["Perception-distortion (network vs pixel interpolation)"][1:]
     assert [row[1] for row in md_sweep] == [f"{r['psnr']:.3f}" for r in sweep["network"]]
+
+
+def test_reuse_refreshes_one_stage_and_keeps_the_others(report):
+    out, before, results, _ = report
+    speed_json = (out / "results" / "speed.json").read_text()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.report", "--quick", "--out", str(out),
+                           "--only", "curves", "--reuse"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (out / "RESULTS.md").read_text()
+    assert "kept from the previous regeneration (`--reuse`)" in text
+    # the kept stages' tables, numbers and figures are the earlier run's
+    tables, old = sections(text), sections(before)
+    for heading in ("Table 1: SRCNN vs bicubic (Y-PSNR dB / SSIM)", "Table 2: x4, PSNR / SSIM",
+                    "Speed (forward pass, batch 1)", "Perception-distortion (network vs pixel interpolation)"):
+        assert tables[heading] == old[heading], heading
+    assert (out / "results" / "speed.json").read_text() == speed_json
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (out / link).is_file(), link
+    assert "figures/crops_Set5_butterfly_x4.png" in text
