@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import checkpoints
+from common.layers import BlockConv2D
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 SUFFIXES = {"savedmodel": ".savedmodel", "tflite": ".tflite", "onnx": ".onnx"}
@@ -126,24 +127,36 @@ def write_savedmodel(model, path, spec: tf.TensorSpec | None = None) -> None:
 
 
 def _tflite_friendly(model):
-    """The model with nearest UpSampling2D layers swapped for tf.image.resize (same weights).
+    """The model with layers TFLite cannot convert swapped for equivalents (same weights and outputs).
 
-    Keras's nearest upsampling is a pair of tf.repeat ops; with dynamic sizes the TFLite converter
+    Keras's nearest UpSampling2D is a pair of tf.repeat ops; with dynamic sizes the TFLite converter
     loses their channel count and cannot convert the next convolution. A nearest resize by an
-    integer factor gives the same pixels and converts to RESIZE_NEAREST_NEIGHBOR.
+    integer factor gives the same pixels and converts to RESIZE_NEAREST_NEIGHBOR. BlockConv2D's
+    kernel is computed from its weights, which TFLite's CONV_2D does not take: a plain Conv2D.
     """
 
     def nearest(layer):
         return (isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation == "nearest"
                 and layer.data_format == "channels_last")
 
-    if not any(nearest(layer) for layer in model.layers):
+    if not any(nearest(layer) or isinstance(layer, BlockConv2D) for layer in model.layers):
         return model
+    plain = {}
 
     def swap(layer):
-        return NearestResize(layer.size, name=layer.name) if nearest(layer) else layer  # others reused
+        if nearest(layer):
+            return NearestResize(layer.size, name=layer.name)
+        if isinstance(layer, BlockConv2D):
+            config = layer.get_config()
+            config.pop("block")
+            plain[layer.name] = keras.layers.Conv2D.from_config(config)
+            return plain[layer.name]
+        return layer  # others reused, with their weights
 
-    return keras.models.clone_model(model, clone_function=swap)
+    clone = keras.models.clone_model(model, clone_function=swap)
+    for name, layer in plain.items():
+        layer.set_weights(model.get_layer(name).get_weights())
+    return clone
 
 
 def write_tflite(model, path) -> None:

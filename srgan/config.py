@@ -86,7 +86,7 @@ PRESETS = {
     # What the shipped srgan/weights/srresnet_x4 used: the paper's SRResNet trained on the 2-core CPU
     # with L1 (faster to a high PSNR than MSE), 64-px HR crops, lr 3e-4 dropping to 3e-5 at 80 %.
     "srresnet-cpu": replace(_SRRESNET, content_loss="l1", hr_patch=64, lr=3e-4, lr_decay_at=0.8,
-                            steps=3200, validate_every=400, checkpoint_every=200, log_every=50),
+                            steps=5600, validate_every=400, checkpoint_every=200, log_every=50),
     # A few seconds on a CPU: smoke tests of the whole pipeline, not a useful model.
     "tiny": SRGANConfig(
         num_filters=8, num_blocks=1, disc_filters=8, hr_patch=32, batch_size=2, steps=4,

@@ -82,7 +82,7 @@ def assign_by_order(model, layer_weights) -> int:
     if len(targets) != len(layer_weights):
         raise ValueError(f"{len(layer_weights)} weighted layers in the file, {len(targets)} in the model")
     for layer, (name, arrays) in zip(targets, layer_weights):
-        if _layer_type(name) != type(layer).__name__:
+        if _layer_type(name) not in {cls.__name__ for cls in type(layer).__mro__}:  # BlockConv2D is a Conv2D
             raise ValueError(f"layer order mismatch: file {name} vs model {layer.name} ({type(layer).__name__})")
         shapes = [tuple(w.shape) for w in layer.weights]
         if shapes != [a.shape for a in arrays]:
