@@ -30,8 +30,7 @@ from benchmarks import bench_quality, bench_speed, bench_training
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("quality", "speed", "training", "sweep", "toys", "curves")
-RESULT_FILES = {"quality": "quality", "speed": "speed", "training": "training", "sweep": "sweep", "toys": "gan_toys",
-                "curves": "curves", "crops": "crops"}
+RESULT_NAMES = {"toys": "gan_toys"}  # OUT/results/<name>.json where it is not the stage's own name
 CROP_IMAGES = (("Set5", "butterfly"), ("Set14", "comic"))
 TABLE2_ORDER = ("nearest", "bicubic", "srcnn", "srresnet", "krasserm_srresnet", "srgan", "krasserm_srgan",
                 "rrdb_psnr", "esrgan")
@@ -486,7 +485,7 @@ def _load_previous(out: Path, names) -> tuple[dict, dict]:
     """Results and stage times of an earlier regeneration into `out` (for --reuse)."""
     data = {}
     for name in names:
-        path = out / "results" / f"{RESULT_FILES[name]}.json"
+        path = out / "results" / f"{RESULT_NAMES.get(name, name)}.json"
         if path.exists():
             data[name] = json.loads(path.read_text())
     elapsed_path = out / "results" / "elapsed.json"

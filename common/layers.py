@@ -1,4 +1,6 @@
 """Custom Keras layers, registered so that whole-model `.h5` files reload (no Lambda layers)."""
+import itertools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -75,20 +77,14 @@ def _block_kernel_index(kernel_size: int, in_channels: int, filters: int, block:
     k, b, ci, co = kernel_size, block, in_channels, filters
     p = k // 2
     q = (p + b - 1) // b
-    size = 2 * q + 1
     flat = np.arange(k * k * ci * co).reshape(k, k, ci, co)
-    index = np.full((size, size, b * b * ci, b * b * co), k * k * ci * co, np.int32)  # last slot: 0
-    for ry in range(b):
-        for rx in range(b):
-            for ty in range(b):
-                for tx in range(b):
-                    for qy in range(-q, q + 1):
-                        u = b * qy + ty - ry
-                        for qx in range(-q, q + 1):
-                            v = b * qx + tx - rx
-                            if abs(u) <= p and abs(v) <= p:
-                                index[qy + q, qx + q, (ty * b + tx) * ci:(ty * b + tx + 1) * ci,
-                                      (ry * b + rx) * co:(ry * b + rx + 1) * co] = flat[u + p, v + p]
+    index = np.full((2 * q + 1, 2 * q + 1, b * b * ci, b * b * co), k * k * ci * co, np.int32)  # last slot: 0
+    blocks, taps = range(b), range(-q, q + 1)
+    for ry, rx, ty, tx, qy, qx in itertools.product(blocks, blocks, blocks, blocks, taps, taps):
+        u, v = b * qy + ty - ry, b * qx + tx - rx
+        if abs(u) <= p and abs(v) <= p:
+            src, dst = (ty * b + tx) * ci, (ry * b + rx) * co
+            index[qy + q, qx + q, src:src + ci, dst:dst + co] = flat[u + p, v + p]
     return index
 
 
@@ -99,7 +95,8 @@ class BlockConv2D(keras.layers.Conv2D):
     Same weights, same outputs (to float rounding) and same checkpoints as Conv2D. Worth it for a
     large kernel with few output channels, such as SRResNet's last 9x9 convolution to RGB: oneDNN
     runs that shape at a few GFLOP/s; on 4x4 blocks it becomes a 3x3 convolution from 16*C_in to
-    48 channels, about 2.6x faster forward and 2.8x forward+backward here (benchmarks/bench_speed).
+    48 channels, about 2.6x faster forward and 2.8x forward+backward (measured layer by layer on
+    the project's 2-core CPU; README, Benchmarks).
     Inputs of any size: the bottom/right edge is zero-padded to a multiple of `block` (which is what
     'same' padding assumes outside the image) and the result cropped back.
     """

@@ -25,12 +25,13 @@ from common.evaluate import (add_precision_argument, bicubic_upscaler, chosen_pr
 from common.images import ImageError, atomic_write_bytes
 from common.precision import cast_model, resolve_precision
 from srgan.krasserm import KrassermNotInstalled, weights_dir
+from srgan.upscale import DEFAULT_WEIGHTS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 DEFAULT_DATASETS = ("Set5", "Set14")
 KRASSERM_SPECS = ("krasserm:srresnet", "krasserm:srgan")
-SHIPPED = (REPO / "srgan" / "weights" / "srresnet_x4.h5", REPO / "srgan" / "weights" / "srgan_x4.h5")
+SHIPPED = (DEFAULT_WEIGHTS, DEFAULT_WEIGHTS.with_name("srgan_x4.h5"))
 
 
 def resolve_weights(spec: str):
