@@ -14,7 +14,9 @@ import keras
 import tensorflow as tf
 
 import common  # noqa: F401  (quiet TensorFlow import)
+from common.data import train_dataset
 from common.evaluate import evaluate_model
+from common.paths import resolve_data
 from common.training import Trainer, TrainingDiverged, export_history, read_jsonl
 from common.vgg import VGGWeightsUnavailable
 
@@ -104,6 +106,33 @@ def generator_validation(generator, meta: dict, val_dir, config, name: str) -> C
         return {"psnr": result["psnr"], "ssim": result["ssim"]}, {names[i]: outputs[i] for i in chosen}
 
     return validate
+
+
+def generator_session(config, run_dir, strategy, model, trackables: dict, init, *, name: str, meta: dict,
+                      batch_size: int, run_config: dict, progress: bool = True) -> Session:
+    """The end of a chapter's `build`: the generator's first weights, the training data, the
+    validation on `config.val_data` and the Trainer (resumed from `run_dir` if it holds a run).
+    `trackables` holds "generator" and "g_optimizer" (and "discriminator", "d_optimizer" for a GAN);
+    `meta` is the checkpoint metadata validation upscales with; `run_config` goes to config.json."""
+    run_dir = Path(run_dir)
+    train_dirs = [resolve_data(d) for d in config.train_data]
+    val_dir = resolve_data(config.val_data)
+    generator = trackables["generator"]
+    init_source = first_weights(run_dir, generator, init, progress)
+
+    def make_dataset(start_step, ctx):
+        return train_dataset(
+            train_dirs, config.scale, hr_patch=config.hr_patch, batch_size=batch_size,
+            degradation=config.degradation, seed=config.seed, start_step=start_step, input_context=ctx)
+
+    trainer = Trainer(
+        run_dir, model.train_step, make_dataset, trackables=trackables, total_steps=config.steps,
+        strategy=strategy, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
+        validate_every=config.validate_every, validate=generator_validation(generator, meta, val_dir, config, name),
+        config={**run_config, "init": init_source}, progress=progress,
+    )
+    return Session(config, trainer, model, generator, trackables["g_optimizer"], trackables.get("discriminator"),
+                   trackables.get("d_optimizer"), init_source)
 
 
 def fit_and_export(session: Session, run_dir, export, meta_fn: Callable, best: bool, display: str,

@@ -197,6 +197,27 @@ class GeneratorTrainer(keras.Model):
         return {self.metric: loss}
 
 
+class AdversarialModel(keras.Model):
+    """Base of the two-network GANs (SRGAN, ESRGAN): `compile(g_optimizer, d_optimizer)` and the
+    generator as the model's forward pass; subclasses write `train_step`."""
+
+    def __init__(self, generator, discriminator, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        # Slot variables now (in the caller's strategy scope, before any checkpoint restore).
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    def call(self, lr, training=False):
+        return self.generator(lr, training=training)
+
+
 def write_json(path, data) -> None:
     if is_dataclass(data):
         data = asdict(data)

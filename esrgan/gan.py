@@ -22,37 +22,23 @@ and the discriminator's batch norm use the replica's batch, as the official code
 distributed data parallelism. The returned figures are per-replica means, which the caller averages.
 """
 import common  # noqa: F401  (quiet TensorFlow import)
-import keras
 import tensorflow as tf
 
-from common.training import GeneratorTrainer, num_replicas
+from common.training import AdversarialModel, GeneratorTrainer, num_replicas
 from esrgan.losses import L1Loss, RelativisticDiscriminatorLoss
 
 METRICS = ("d_loss", "g_loss", "percep", "ra", "l1", "d_real", "d_fake")
 
 
-class ESRGAN(keras.Model):
+class ESRGAN(AdversarialModel):
     """RRDB generator and VGG-style discriminator, trained with the relativistic average GAN."""
 
     def __init__(self, generator, discriminator, generator_loss, discriminator_loss=None, **kwargs):
         """`generator_loss`: esrgan.losses.GeneratorLoss (perceptual, relativistic and L1 parts);
         `discriminator_loss`: RelativisticDiscriminatorLoss (default)."""
-        super().__init__(**kwargs)
-        self.generator = generator
-        self.discriminator = discriminator
+        super().__init__(generator, discriminator, **kwargs)
         self.generator_loss = generator_loss
         self.discriminator_loss = discriminator_loss or RelativisticDiscriminatorLoss()
-
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        super().compile(optimizer=None, **kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-        # Slot variables now (in the caller's strategy scope, before any checkpoint restore).
-        g_optimizer.build(self.generator.trainable_variables)
-        d_optimizer.build(self.discriminator.trainable_variables)
-
-    def call(self, lr, training=False):
-        return self.generator(lr, training=training)
 
     @tf.autograph.experimental.do_not_convert  # no Python control flow to convert
     def train_step(self, data):

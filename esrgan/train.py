@@ -21,11 +21,9 @@ import keras
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.chapter import (InitError, Session, add_common_arguments, add_config_arguments, config_overrides,
-                            first_weights, fit_and_export, generator_validation, init_generator, resolve_init,  # noqa: F401
+                            fit_and_export, generator_session, init_generator, resolve_init,  # noqa: F401
                             run_cli)  # init_generator: re-exported for the chapter's users
-from common.data import train_dataset
-from common.paths import resolve_data
-from common.training import Trainer, make_strategy
+from common.training import make_strategy
 from common.vgg import vgg_features
 from esrgan.config import PRESETS, STAGES, ESRGANConfig, config_fields, default_preset, with_overrides
 from esrgan.gan import ESRGAN, PSNRTrainer
@@ -92,10 +90,7 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
     run_dir = Path(run_dir)
     keras.utils.set_random_seed(config.seed)  # initial weights, not only the data
     strategy = make_strategy(strategy_name)
-    train_dirs = [resolve_data(d) for d in config.train_data]
-    val_dir = resolve_data(config.val_data)
 
-    disc = d_optimizer = None
     with strategy.scope():
         # The VGG loss first: a missing VGG19 weights file stops the run before anything is written.
         losses = make_losses(config, vgg_weights) if config.stage == "gan" else None
@@ -112,23 +107,10 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
             model.compile(g_optimizer, d_optimizer)
             trackables.update(discriminator=disc, d_optimizer=d_optimizer)
 
-    init_source = first_weights(run_dir, generator, init, progress)
-
-    def make_dataset(start_step, ctx):
-        return train_dataset(
-            train_dirs, config.scale, hr_patch=config.hr_patch, batch_size=config.batch_size,
-            degradation=config.degradation, seed=config.seed, start_step=start_step, input_context=ctx)
-
-    validate = generator_validation(generator, checkpoint_meta(config, 0, None), val_dir, config,
-                                    f"esrgan-{config.stage}")
-
-    run_config = {**asdict(config), "strategy": strategy_name, "init": init_source, "vgg_weights": str(vgg_weights)}
-    trainer = Trainer(
-        run_dir, model.train_step, make_dataset, trackables=trackables, total_steps=config.steps,
-        strategy=strategy, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-        validate_every=config.validate_every, validate=validate, config=run_config, progress=progress,
-    )
-    return Session(config, trainer, model, generator, g_optimizer, disc, d_optimizer, init_source)
+    run_config = {**asdict(config), "strategy": strategy_name, "vgg_weights": str(vgg_weights)}
+    return generator_session(config, run_dir, strategy, model, trackables, init, name=f"esrgan-{config.stage}",
+                             meta=checkpoint_meta(config, 0, None), batch_size=config.batch_size,
+                             run_config=run_config, progress=progress)
 
 
 def train(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=None, export=None,

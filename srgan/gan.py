@@ -18,10 +18,9 @@ The returned figures are per-replica means, which the caller averages over repli
 `train_step` runs inside `strategy.run` both under `Model.fit` and under common.training.Trainer.
 """
 import common  # noqa: F401  (quiet TensorFlow import)
-import keras
 import tensorflow as tf
 
-from common.training import GeneratorTrainer, num_replicas
+from common.training import AdversarialModel, GeneratorTrainer, num_replicas
 
 METRICS = ("d_loss", "g_loss", "content", "adversarial", "d_real", "d_fake")
 
@@ -31,32 +30,19 @@ def to_generator_range(hr):
     return tf.cast(hr, tf.float32) * 2.0 - 1.0
 
 
-class SRGAN(keras.Model):
+class SRGAN(AdversarialModel):
     """Generator (SRResNet) and discriminator trained by alternating Adam steps."""
 
     def __init__(self, generator, discriminator, content_loss, adversarial_loss, discriminator_loss,
                  tv_loss=None, d_steps: int = 1, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(generator, discriminator, **kwargs)
         if d_steps < 1:
             raise ValueError("d_steps must be at least 1")
-        self.generator = generator
-        self.discriminator = discriminator
         self.content_loss = content_loss
         self.adversarial_loss = adversarial_loss
         self.discriminator_loss = discriminator_loss
         self.tv_loss = tv_loss
         self.d_steps = int(d_steps)
-
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        super().compile(optimizer=None, **kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-        # Slot variables now (in the caller's strategy scope, before any checkpoint restore).
-        g_optimizer.build(self.generator.trainable_variables)
-        d_optimizer.build(self.discriminator.trainable_variables)
-
-    def call(self, lr, training=False):
-        return self.generator(lr, training=training)
 
     def discriminator_step(self, hr, sr):
         """One discriminator update on real `hr` and generated `sr` (both in [-1, 1])."""

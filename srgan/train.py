@@ -19,11 +19,9 @@ import keras
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.chapter import (InitError, Session, add_common_arguments, add_config_arguments, config_overrides,
-                            first_weights, fit_and_export, generator_validation, init_generator, resolve_init,  # noqa: F401
+                            fit_and_export, generator_session, init_generator, resolve_init,  # noqa: F401
                             run_cli)  # init_generator: re-exported for the chapter's users
-from common.data import train_dataset
-from common.paths import resolve_data
-from common.training import Trainer, make_strategy
+from common.training import make_strategy
 from srgan.config import CONTENT_LOSSES, PRESETS, STAGES, SRGANConfig, config_fields, preset_for, with_overrides
 from srgan.gan import SRGAN, SRResNetTrainer
 from srgan.losses import AdversarialLoss, DiscriminatorLoss, TotalVariation, content_loss
@@ -85,11 +83,8 @@ def build(config: SRGANConfig, run_dir, strategy_name: str = "default", init=Non
     run_dir = Path(run_dir)
     keras.utils.set_random_seed(config.seed)  # initial weights, not only the data
     strategy = make_strategy(strategy_name)
-    train_dirs = [resolve_data(d) for d in config.train_data]
-    val_dir = resolve_data(config.val_data)
     k = config.d_steps if config.stage == "gan" else 1
 
-    disc = d_optimizer = None
     with strategy.scope():
         # The VGG loss first: a missing VGG19 weights file stops the run before anything is written.
         content = content_loss(config.content_loss, vgg_weights=vgg_weights)
@@ -108,24 +103,11 @@ def build(config: SRGANConfig, run_dir, strategy_name: str = "default", init=Non
             model.compile(g_optimizer, d_optimizer)
             trackables.update(discriminator=disc, d_optimizer=d_optimizer)
 
-    init_source = first_weights(run_dir, generator, init, progress)
-
-    def make_dataset(start_step, ctx):
-        return train_dataset(
-            train_dirs, config.scale, hr_patch=config.hr_patch, batch_size=config.batch_size * k,
-            degradation=config.degradation, seed=config.seed, start_step=start_step, input_context=ctx)
-
-    validate = generator_validation(generator, checkpoint_meta(config, 0, None), val_dir, config,
-                                    variant_name(config))
-
     run_config = {**asdict(config), "variant": variant_name(config), "strategy": strategy_name,
-                  "init": init_source, "vgg_weights": str(vgg_weights)}
-    trainer = Trainer(
-        run_dir, model.train_step, make_dataset, trackables=trackables, total_steps=config.steps,
-        strategy=strategy, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-        validate_every=config.validate_every, validate=validate, config=run_config, progress=progress,
-    )
-    return Session(config, trainer, model, generator, g_optimizer, disc, d_optimizer, init_source)
+                  "vgg_weights": str(vgg_weights)}
+    return generator_session(config, run_dir, strategy, model, trackables, init, name=variant_name(config),
+                             meta=checkpoint_meta(config, 0, None), batch_size=config.batch_size * k,
+                             run_config=run_config, progress=progress)
 
 
 def train(config: SRGANConfig, run_dir, strategy_name: str = "default", init=None, export=None,
