@@ -49,8 +49,43 @@ def checkpoint_meta(config: SRCNNConfig, scale: int, steps: int, val: dict | Non
     }
 
 
+def dead_filters(model, images) -> dict:
+    """{layer name: indices of ReLU filters that never fire} on `images` (inputs of the model)."""
+    names = [layer.name for layer in model.layers if layer.name in ("conv1", "conv2")]
+    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    peak = {n: None for n in names}
+    for image in images:
+        for n, out in zip(names, probe(image[None], training=False)):
+            m = np.asarray(tf.reduce_max(out, axis=[0, 1, 2]))
+            peak[n] = m if peak[n] is None else np.maximum(peak[n], m)
+    return {n: np.flatnonzero(peak[n] <= 0) for n in names}
+
+
+def revive_dead_filters(model, images, seed: int = 0) -> dict:
+    """Re-initialise the conv1/conv2 filters whose ReLU never fires on `images` (dead units, e.g.
+    after a large learning rate): new weights drawn with the spread of the layer's live filters,
+    the median live bias, and zero weights from them into the next layer, so the model's output is
+    unchanged and training can put them back to use. Returns {layer: revived indices}."""
+    rng = np.random.default_rng(seed)
+    dead = dead_filters(model, images)
+    following = {"conv1": "conv2", "conv2": "conv3"}
+    for name, idx in dead.items():
+        if not len(idx):
+            continue
+        layer, nxt = model.get_layer(name), model.get_layer(following[name])
+        kernel, bias = layer.get_weights()
+        live = np.setdiff1d(np.arange(kernel.shape[-1]), idx)
+        kernel[..., idx] = rng.normal(0, kernel[..., live].std(), kernel[..., idx].shape)
+        bias[idx] = np.median(bias[live])
+        layer.set_weights([kernel, bias])
+        k2, b2 = nxt.get_weights()
+        k2[:, :, idx, :] = 0
+        nxt.set_weights([k2, b2])
+    return {n: [int(i) for i in idx] for n, idx in dead.items()}
+
+
 def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, export=None,
-          progress=True) -> dict:
+          progress=True, revive=False) -> dict:
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(strategy_name)
     b = border(config.f1, config.f2, config.f3)
@@ -61,6 +96,10 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
             from common.checkpoints import load_model
 
             model.set_weights(load_model(init)[0].get_weights())
+            if revive:
+                images = [p[0] for p in training_pairs(config.train_data[:1], config.scales[0], config.degradation,
+                                                         config.color)]
+                print(f"revived dead filters: {revive_dead_filters(model, images, config.seed)}")
         body_opt = make_optimizer(config, config.lr)
         last_opt = make_optimizer(config, config.last_layer_lr)
     last_vars = model.get_layer("conv3").trainable_variables
@@ -138,6 +177,8 @@ def parse_args(argv=None):
     parser.add_argument("--run-dir")
     parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"])
     parser.add_argument("--init", help="start from this checkpoint's weights (e.g. another scale)")
+    parser.add_argument("--revive", action="store_true", help="with --init: re-initialise the filters whose "
+                        "ReLU never fires on the first training folder (output unchanged; see revive_dead_filters)")
     parser.add_argument("--export", help="write the best model here (.h5 + .weights.h5 + .json); "
                         "{scale} in the name is replaced, one file per trained scale")
     for f in config_fields():
@@ -162,7 +203,7 @@ def main(argv=None) -> int:
     config = with_overrides(PRESETS[args.preset], **overrides)
     run_dir = args.run_dir or f"runs/srcnn_x{''.join(map(str, config.scales))}_{args.preset}"
     try:
-        train(config, run_dir, args.strategy, args.init, args.export)
+        train(config, run_dir, args.strategy, args.init, args.export, revive=args.revive)
     except (TrainingDiverged, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -70,3 +70,31 @@ def test_train_cli_resumes_and_exports(tmp_path, shared_data):
         assert meta["scale"] == scale and meta["trained_scales"] == [2, 3]
         assert meta["upsampling"] == "pre" and meta["color"] == "y"
         assert model.count_params() == srcnn(n1=8, n2=4).count_params()
+
+
+def test_revive_dead_filters_keeps_the_output_and_wakes_the_filters():
+    import keras
+
+    from srcnn.train import dead_filters, revive_dead_filters
+
+    keras.utils.set_random_seed(0)
+    model = srcnn(n1=8, n2=4)
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(0.1, 0.9, (30, 34, 1)).astype(np.float32) for _ in range(3)]
+    for name, idx in (("conv1", [1, 5]), ("conv2", [2])):  # kill them: a bias no input can beat
+        kernel, bias = model.get_layer(name).get_weights()
+        bias[idx] = -1e3
+        model.get_layer(name).set_weights([kernel, bias])
+    before = [np.asarray(model(x[None])) for x in images]
+    dead = {k: [int(i) for i in v] for k, v in dead_filters(model, images).items()}
+    assert {1, 5} <= set(dead["conv1"]) and 2 in dead["conv2"]  # (random weights may add others)
+
+    assert revive_dead_filters(model, images) == dead
+    for x, y in zip(images, before):
+        np.testing.assert_array_equal(np.asarray(model(x[None])), y)  # their way out is zeroed
+    assert all(len(v) == 0 for v in dead_filters(model, images).values())
+    # the live next-layer filters' weights from the revived ones start at zero, the filters' own do not
+    live2 = [i for i in range(4) if i not in dead["conv2"]]
+    assert not model.get_layer("conv2").get_weights()[0][:, :, [1, 5]][..., live2].any()
+    assert not model.get_layer("conv3").get_weights()[0][:, :, dead["conv2"]].any()
+    assert model.get_layer("conv1").get_weights()[0][..., [1, 5]].std() > 0
