@@ -6,12 +6,14 @@ exported with --export (e.g. 'srcnn/weights/srcnn_x{scale}.h5') together with it
 import argparse
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import common  # noqa: F401
+from common.chapter import InitError, init_generator
 from common.evaluate import evaluate_model
 from common.inference import upscale
 from common.paths import resolve_data
@@ -92,10 +94,8 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
     with strategy.scope():
         model = srcnn(**config.model_args(), padding="valid")
         infer = srcnn(**config.model_args(), padding="reflect")
-        if init:
-            from common.checkpoints import load_model
-
-            model.set_weights(load_model(init)[0].get_weights())
+        if init and tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints")) is None:  # not on resume
+            init_generator(model, init)
             if revive:
                 images = [p[0] for p in training_pairs(config.train_data[:1], config.scales[0], config.degradation,
                                                          config.color)]
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
     run_dir = args.run_dir or f"runs/srcnn_x{''.join(map(str, config.scales))}_{args.preset}"
     try:
         train(config, run_dir, args.strategy, args.init, args.export, revive=args.revive)
-    except (TrainingDiverged, FileNotFoundError) as exc:
+    except (TrainingDiverged, FileNotFoundError, InitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
