@@ -4,7 +4,7 @@ HR = image cropped to a multiple of the scale; LR = `degrade(HR)` saved as 8-bit
 output is rounded to 8 bits; PSNR/SSIM on the BT.601 Y channel with `scale` border pixels cropped.
 
     python -m common.evaluate --model bicubic|nearest|PATH --data DIR --scale N \
-        [--degradation bicubic] [--json OUT] [--precision float32|bfloat16|auto]
+        [--degradation bicubic] [--json OUT] [--precision float32|bfloat16|auto] [--self-ensemble]
 """
 import argparse
 import json
@@ -39,8 +39,18 @@ def evaluate_model(
     degradation: str = "bicubic",
     name: str = "model",
     progress: bool = False,
+    self_ensemble: bool = False,
 ) -> dict:
-    """Run `upscale_fn` over a folder and return the common evaluation dict."""
+    """Run `upscale_fn` over a folder and return the common evaluation dict.
+
+    self_ensemble: score the mean of `upscale_fn` over each LR image's 8 flips/rotations
+    (common.inference.geometric_self_ensemble); the result then says "self_ensemble": true.
+    """
+    if self_ensemble:
+        from common.inference import geometric_self_ensemble
+
+        single_fn = upscale_fn
+        upscale_fn = lambda lr: geometric_self_ensemble(single_fn, lr)  # noqa: E731
     per_image = []
     pairs = eval_pairs(data_dir, scale, degradation)
     if progress:
@@ -57,7 +67,7 @@ def evaluate_model(
         )
     if not per_image:
         raise ImageError(f"{data_dir}: no images found")
-    return {
+    result = {
         "dataset": Path(data_dir).name,
         "scale": scale,
         "model": name,
@@ -66,13 +76,17 @@ def evaluate_model(
         "ssim": float(np.mean([r["ssim"] for r in per_image])),
         "per_image": per_image,
     }
+    if self_ensemble:
+        result["self_ensemble"] = True
+    return result
 
 
 def format_report(result: dict) -> str:
     lines = [f"{r['name']:<16} {r['psnr']:8.3f} dB  {r['ssim']:.4f}" for r in result["per_image"]]
     lines.append(
         f"{'mean':<16} {result['psnr']:8.3f} dB  {result['ssim']:.4f}   "
-        f"({result['model']}, {result['dataset']}, x{result['scale']}, {result['degradation']})"
+        f"({result['model']}, {result['dataset']}, x{result['scale']}, {result['degradation']}"
+        + (", self-ensemble x8)" if result.get("self_ensemble") else ")")
     )
     return "\n".join(lines)
 
@@ -113,6 +127,12 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
                              "natively, else float32 (default float32)")
 
 
+def add_self_ensemble_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--self-ensemble", action="store_true",
+                        help="score the mean output over each image's 8 flips/rotations (8x the time; "
+                             "the '+' rows of EDSR-style tables)")
+
+
 def chosen_precision(name: str) -> str:
     """Resolve --precision and say which one is used (one line on stderr) unless float32 was asked."""
     used, reason = resolve_precision(name)
@@ -122,7 +142,8 @@ def chosen_precision(name: str) -> str:
 
 
 def run(upscale_fn: UpscaleFn, name: str, args) -> dict:
-    result = evaluate_model(upscale_fn, args.data, args.scale, args.degradation, name, progress=True)
+    result = evaluate_model(upscale_fn, args.data, args.scale, args.degradation, name, progress=True,
+                            self_ensemble=getattr(args, "self_ensemble", False))
     print(format_report(result))
     if args.json:
         write_json(result, args.json)
@@ -133,6 +154,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m common.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="bicubic", help="bicubic, nearest or a checkpoint path")
     add_common_arguments(parser)
+    add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
     try:
         fn, name = model_upscaler(args.model, args.scale, chosen_precision(args.precision))

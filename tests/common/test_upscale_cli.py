@@ -275,3 +275,14 @@ def test_never_overwrites_the_input(tmp_path, weights, capsys):
     code, err = run([a, "--suffix", ""], weights["post"], capsys)
     assert code == 2 and "would overwrite the input" in err
     assert a.read_bytes() == before
+
+
+def test_self_ensemble_option(tmp_path, weights, capsys):
+    src = write(tmp_path / "a.png", smooth_rgb()[..., ::-1])
+    code, err = run([src, "-o", tmp_path / "b.png", "--self-ensemble"], weights["post"], capsys)
+    assert code == 0 and err == ""
+    model, meta = checkpoints.load_model(weights["post"])
+    expected = to_uint8(upscale(read_image(src), model, meta, self_ensemble=True))[..., ::-1]
+    np.testing.assert_array_equal(read_raw(tmp_path / "b.png"), expected)
+    plain = to_uint8(upscale(read_image(src), model, meta))[..., ::-1]
+    assert np.abs(expected.astype(int) - plain).max() > 0

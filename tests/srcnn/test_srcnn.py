@@ -98,3 +98,18 @@ def test_revive_dead_filters_keeps_the_output_and_wakes_the_filters():
     assert not model.get_layer("conv2").get_weights()[0][:, :, [1, 5]][..., live2].any()
     assert not model.get_layer("conv3").get_weights()[0][:, :, dead["conv2"]].any()
     assert model.get_layer("conv1").get_weights()[0][..., [1, 5]].std() > 0
+
+
+def test_self_ensemble_scores_higher_than_one_pass(tmp_path, shared_data, capsys):
+    """The shipped x3 model with its 8 flips/rotations averaged (EDSR's "+"), through the CLI."""
+    from srcnn.evaluate import default_weights, main as evaluate_main
+
+    plain = evaluate(default_weights(3), shared_data / "Set5", 3)
+    out = tmp_path / "plus.json"
+    assert evaluate_main(["--data", str(shared_data / "Set5"), "--scale", "3", "--self-ensemble",
+                          "--json", str(out)]) == 0
+    plus = json.loads(out.read_text())
+    assert plus["self_ensemble"] is True and "self-ensemble x8" in capsys.readouterr().out
+    assert "self_ensemble" not in plain
+    assert plus["psnr"] > plain["psnr"] + 0.02
+    assert all(p["psnr"] > q["psnr"] for p, q in zip(plus["per_image"], plain["per_image"]))
