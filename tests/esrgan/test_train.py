@@ -9,12 +9,12 @@ import pytest
 import tensorflow as tf
 
 from common.checkpoints import load_model
-from common.images import write_image
 from esrgan import train as esrgan_train
 from esrgan.config import PRESETS, ESRGANConfig
 from esrgan.gan import ESRGAN, METRICS
 from esrgan.losses import RelativisticDiscriminatorLoss, RelativisticGeneratorLoss
 from esrgan.models import discriminator, rrdb_generator
+from tests.synthetic import sinusoid_folders
 
 TINY_G = dict(num_filters=8, num_blocks=1, growth=4)
 
@@ -22,17 +22,7 @@ TINY_G = dict(num_filters=8, num_blocks=1, growth=4)
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Three textured 48x48 training images and two 40x40 validation images."""
-    root = tmp_path_factory.mktemp("esrgan_data")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:48, 0:48] / 48.0
-    for folder, names, size in (("train", ("a", "b", "c"), 48), ("val", ("butterfly", "other"), 40)):
-        (root / folder).mkdir()
-        for name in names:
-            f = rng.uniform(1, 6, 3)
-            image = 0.5 + 0.3 * np.sin(f[None, None] * np.stack([xx, yy, xx + yy], -1) * np.pi)
-            image += rng.normal(0, 0.05, image.shape)
-            write_image(root / folder / f"{name}.png", np.clip(image[:size, :size], 0, 1).astype(np.float32))
-    return root
+    return sinusoid_folders(tmp_path_factory.mktemp("esrgan_data"), 48, 40, max_freq=6, amplitude=0.3, noise=0.05)
 
 
 def tiny(data, **changes) -> ESRGANConfig:

@@ -7,25 +7,16 @@ import numpy as np
 import pytest
 
 from common.checkpoints import load_model, save_model
-from common.images import write_image
 from srgan import train as srgan_train
 from srgan.config import PRESETS, SRGANConfig
 from srgan.models import srresnet
+from tests.synthetic import sinusoid_folders
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Three smooth 40x40 training images and two 32x32 validation images."""
-    root = tmp_path_factory.mktemp("srgan_data")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:40, 0:40] / 40.0
-    for folder, names, size in (("train", ("a", "b", "c"), 40), ("val", ("butterfly", "other"), 32)):
-        (root / folder).mkdir()
-        for name in names:
-            f = rng.uniform(1, 4, 3)
-            image = 0.5 + 0.4 * np.sin(f[None, None] * np.stack([xx, yy, xx + yy], -1) * np.pi)
-            write_image(root / folder / f"{name}.png", image[:size, :size].astype(np.float32))
-    return root
+    return sinusoid_folders(tmp_path_factory.mktemp("srgan_data"), 40, 32, max_freq=4, amplitude=0.4)
 
 
 def tiny(data, **changes) -> SRGANConfig:
