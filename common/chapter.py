@@ -45,6 +45,11 @@ def run_checkpoint(run_dir: Path) -> str | None:
             or tf.train.latest_checkpoint(str(run_dir / "checkpoints")))
 
 
+def has_checkpoints(run_dir) -> bool:
+    """Whether `run_dir` holds a run to resume (its checkpoints replace any --init weights)."""
+    return tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints")) is not None
+
+
 def init_generator(generator, init) -> str:
     """Load generator weights from an exported checkpoint or a run folder; returns the source."""
     path = Path(init)
@@ -76,7 +81,7 @@ def init_generator(generator, init) -> str:
 def first_weights(run_dir: Path, generator, init, progress: bool = True) -> str | None:
     """Where the generator's first weights come from: a resumed run keeps its own record (its
     checkpoint wins over --init); a new run loads --init if given."""
-    if tf.train.latest_checkpoint(str(run_dir / "checkpoints")) is not None:
+    if has_checkpoints(run_dir):
         previous = run_dir / "config.json"
         return json.loads(previous.read_text()).get("init") if previous.exists() else None
     if not init:
@@ -219,7 +224,7 @@ def resolve_init(init, default_run: Path, run_dir: Path, missing_message: str, g
     Raises InitError(missing_message) when a gan stage has nothing to start from."""
     if gan and init is None:
         init = str(default_run)
-        if run_checkpoint(default_run) is None and tf.train.latest_checkpoint(str(run_dir / "checkpoints")) is None:
+        if run_checkpoint(default_run) is None and not has_checkpoints(run_dir):
             raise InitError(missing_message)
     if init is not None and init.lower() == "none":
         return None

@@ -6,14 +6,13 @@ exported with --export (e.g. 'srcnn/weights/srcnn_x{scale}.h5') together with it
 import argparse
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import common  # noqa: F401
-from common.chapter import InitError, init_generator
+from common.chapter import InitError, has_checkpoints, init_generator
 from common.evaluate import evaluate_model
 from common.inference import upscale
 from common.paths import resolve_data
@@ -94,7 +93,7 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
     with strategy.scope():
         model = srcnn(**config.model_args(), padding="valid")
         infer = srcnn(**config.model_args(), padding="reflect")
-        if init and tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints")) is None:  # not on resume
+        if init and not has_checkpoints(run_dir):  # a resumed run keeps its own weights
             init_generator(model, init)
             if revive:
                 images = [p[0] for p in training_pairs(config.train_data[:1], config.scales[0], config.degradation,
