@@ -21,6 +21,7 @@ class SRCNNConfig:
     last_layer_lr: float = 1e-5
     momentum: float = 0.9
     lr_decay: str = "constant"  # "constant" or "cosine" (to lr * 1e-2)
+    warmup_steps: int = 0  # linear ramp from 0 to lr first (keeps --init weights safe with Adam)
     steps: int = 1_000_000
     validate_every: int = 2000
     checkpoint_every: int = 2000

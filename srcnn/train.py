@@ -23,9 +23,13 @@ from srcnn.models import border, srcnn
 
 
 def make_optimizer(config: SRCNNConfig, lr: float):
-    schedule = lr
-    if config.lr_decay == "cosine":
-        schedule = keras.optimizers.schedules.CosineDecay(lr, config.steps, alpha=1e-2)
+    schedule, warmup = lr, config.warmup_steps
+    if config.lr_decay == "cosine" or warmup:
+        # Keras' cosine with warm-up ramps 0 -> lr, then decays to lr * alpha; alpha=1 keeps lr flat.
+        cosine = config.lr_decay == "cosine"
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else lr, max(config.steps - warmup, 1), alpha=1e-2 if cosine else 1.0,
+            warmup_target=lr if warmup else None, warmup_steps=warmup)
     if config.optimizer == "adam":
         return keras.optimizers.Adam(schedule)
     return keras.optimizers.SGD(schedule, momentum=config.momentum)

@@ -113,3 +113,25 @@ def test_self_ensemble_scores_higher_than_one_pass(tmp_path, shared_data, capsys
     assert "self_ensemble" not in plain
     assert plus["psnr"] > plain["psnr"] + 0.02
     assert all(p["psnr"] > q["psnr"] for p, q in zip(plus["per_image"], plain["per_image"]))
+
+
+@pytest.mark.parametrize("decay", ["cosine", "constant"])
+def test_warmup_ramps_from_zero_then_follows_the_schedule(decay):
+    from srcnn.config import SRCNNConfig
+    from srcnn.train import make_optimizer
+
+    config = SRCNNConfig(optimizer="adam", lr_decay=decay, steps=1000, warmup_steps=100)
+    opt = make_optimizer(config, 2e-4)
+    rates = {}
+    for step in (0, 50, 100, 550, 1000):
+        opt.iterations.assign(step)
+        rates[step] = float(opt.learning_rate)
+    assert rates[0] == 0 and rates[50] == pytest.approx(1e-4) and rates[100] == pytest.approx(2e-4)
+    if decay == "cosine":  # half-way through the 900 decay steps, and the floor at the end
+        assert rates[550] == pytest.approx(2e-4 * (0.01 + 0.99 * 0.5), rel=1e-4)
+        assert rates[1000] == pytest.approx(2e-6, rel=1e-3)
+    else:
+        assert rates[550] == rates[1000] == pytest.approx(2e-4)
+    no_warmup = make_optimizer(SRCNNConfig(optimizer="adam", lr_decay=decay, steps=1000), 2e-4)
+    no_warmup.iterations.assign(0)
+    assert float(no_warmup.learning_rate) == pytest.approx(2e-4)
