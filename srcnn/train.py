@@ -25,11 +25,12 @@ from srcnn.models import border, srcnn
 def make_optimizer(config: SRCNNConfig, lr: float):
     schedule, warmup = lr, config.warmup_steps
     if config.lr_decay == "cosine" or warmup:
-        # Keras' cosine with warm-up ramps 0 -> lr, then decays to lr * alpha; alpha=1 keeps lr flat.
-        cosine = config.lr_decay == "cosine"
+        # Keras' cosine ramps start -> target over `warmup` steps, then decays to target * alpha
+        # (alpha=1: flat); without warm-up it decays from lr itself.
+        start, target = (0.0, lr) if warmup else (lr, None)
+        alpha = 1e-2 if config.lr_decay == "cosine" else 1.0
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else lr, max(config.steps - warmup, 1), alpha=1e-2 if cosine else 1.0,
-            warmup_target=lr if warmup else None, warmup_steps=warmup)
+            start, max(config.steps - warmup, 1), alpha=alpha, warmup_target=target, warmup_steps=warmup)
     if config.optimizer == "adam":
         return keras.optimizers.Adam(schedule)
     return keras.optimizers.SGD(schedule, momentum=config.momentum)
