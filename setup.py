@@ -6,9 +6,10 @@ setup(
     description="Image super-resolution with neural networks: SRCNN, GAN basics, SRGAN and ESRGAN "
     "in TensorFlow 2 / Keras 3",
     python_requires=">=3.11",
-    packages=["common", "srcnn", "gan_toys", "srgan", "esrgan", "benchmarks"],
+    packages=["common", "common.mos", "srcnn", "gan_toys", "srgan", "esrgan", "benchmarks"],
     package_data={
         "common": ["assets/*"],
+        "common.mos": ["static/*"],  # the MOS rating page (HTML, JS, CSS)
         "srcnn": ["weights/*"],
         "srgan": ["weights/*"],
         "esrgan": ["weights/*"],
@@ -26,7 +27,7 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "dev": ["pytest", "nbclient", "nbmake", "ipykernel", "nbformat"],
+        "dev": ["pytest", "nbclient", "nbmake", "ipykernel", "nbformat", "selenium"],
         "export": ["tf2onnx", "onnxruntime"],
         "torch": ["torch"],
     },
