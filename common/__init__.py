@@ -1,10 +1,11 @@
 """Shared library: images, degradations, data pipelines, metrics, VGG features, layers,
 checkpoints, training harness and tiled inference.
 
-Importing `common` imports TensorFlow quietly: its C++ start-up lines (CUDA probing on a
-machine without a GPU) are written to stderr before any log level applies, so stderr is
-silenced at the file-descriptor level while TensorFlow loads and probes devices.
-Set SR_VERBOSE_TF=1 to see them.
+Importing `common` makes TensorFlow's import quiet, whenever it happens: its C++ start-up lines
+(CUDA probing on a machine without a GPU) are written to stderr before any log level applies, so
+stderr is silenced at the file-descriptor level while TensorFlow loads and probes devices.
+TensorFlow itself is imported only by the modules that use it (an upscale that runs a cached
+OpenVINO model never loads it). Set SR_VERBOSE_TF=1 to see the lines.
 """
 import contextlib
 import os
@@ -31,17 +32,42 @@ def silenced_stderr():
         os.close(devnull)
 
 
-def _quiet_tensorflow_import():
-    if os.environ.get("SR_VERBOSE_TF") or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
-        return
-    with silenced_stderr():
-        import tensorflow as tf
+class _QuietTensorFlowLoader:
+    """Runs TensorFlow's own loader with stderr silenced, then probes the GPUs (also silenced)."""
 
-        tf.config.list_physical_devices("GPU")  # probes CUDA now, while stderr is silenced
-    import logging
+    def __init__(self, loader):
+        self.loader = loader
 
-    tf.get_logger().setLevel(logging.ERROR)
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        with silenced_stderr():
+            self.loader.exec_module(module)
+            module.config.list_physical_devices("GPU")  # probes CUDA now, while stderr is silenced
+        import logging
+
+        module.get_logger().setLevel(logging.ERROR)
 
 
-_quiet_tensorflow_import()
+class _QuietTensorFlowFinder:
+    """A meta-path finder that wraps the loader of `tensorflow` (once) in _QuietTensorFlowLoader."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(cls)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietTensorFlowLoader(spec.loader)
+        return spec
+
+
+if not os.environ.get("SR_VERBOSE_TF") and "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _QuietTensorFlowFinder)

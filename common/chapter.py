@@ -1,23 +1,25 @@
 """What the SRGAN and ESRGAN trainers share: a generator run's session, its first weights (--init),
-its validation, its export and the dataclass-driven command line.
+its validation, its export and their common command-line flags.
 
 Each chapter's `train.py` keeps only what differs: networks, losses, schedules and its metadata.
 """
 import argparse
 import json
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import common  # noqa: F401  (quiet TensorFlow import)
+from common.config_cli import add_config_arguments
 from common.data import train_dataset
 from common.evaluate import evaluate_model
 from common.paths import resolve_data
-from common.training import Trainer, TrainingDiverged, export_history, read_jsonl
+from common.training import Trainer, TrainingCollapsed, TrainingDiverged, export_history, read_jsonl
 from common.vgg import VGGWeightsUnavailable
 
 
@@ -75,6 +77,11 @@ def init_generator(generator, init) -> str:
         raise InitError(f"--init {init}: its architecture differs from the generator being trained "
                         "(check --num-filters / --num-blocks and the other architecture flags)")
     generator.set_weights(source.get_weights())
+    # Same weights, other layers (an output activation, say) would train a different network.
+    probe = np.random.default_rng(0).uniform(0, 1, (1, 12, 12, source.input_shape[-1])).astype("float32")
+    if not np.allclose(source(probe, training=False), generator(probe, training=False), atol=1e-4):
+        raise InitError(f"--init {init}: same weight shapes but different outputs: the generator being "
+                        "trained differs from it (an output activation such as tanh?)")
     return str(path)
 
 
@@ -92,33 +99,92 @@ def first_weights(run_dir: Path, generator, init, progress: bool = True) -> str 
     return source
 
 
-def generator_validation(generator, meta: dict, val_dir, config, name: str) -> Callable:
-    """validate(step) for the Trainer: PSNR/SSIM on `val_dir` in inference mode, plus the outputs
-    of `config.val_samples` (or the first image) for TensorBoard."""
+def colour_shift(lr, sr) -> float:
+    """Largest per-channel difference of the mean colour of SR and its LR input (0-1 units); an
+    upscaler keeps the mean, a generator drifting in colour does not."""
+    lr = np.asarray(lr, np.float64).reshape(-1, np.shape(lr)[-1])
+    sr = np.asarray(sr, np.float64).reshape(-1, np.shape(sr)[-1])
+    return float(np.max(np.abs(sr.mean(axis=0) - lr.mean(axis=0))))
+
+
+def generator_validation(generator, meta: dict, val_dir, config, name: str, perceptual: bool = False) -> Callable:
+    """validate(step) for the Trainer: PSNR/SSIM on `val_dir` in inference mode, the mean colour
+    shift (and with `perceptual` the mean NIQE, as esrgan.evaluate computes it) of the outputs, plus the outputs of
+    `config.val_samples` (or the first image) for TensorBoard."""
 
     def validate(step):
         from common.inference import upscale
 
-        outputs = []
+        outputs, shifts = [], []
 
         def upscale_fn(lr):
             outputs.append(upscale(lr, generator, meta))
+            shifts.append(colour_shift(lr, outputs[-1]))
             return outputs[-1]
 
         result = evaluate_model(upscale_fn, val_dir, config.scale, config.degradation, name=name)
+        metrics = {"psnr": result["psnr"], "ssim": result["ssim"], "colour_shift": float(np.mean(shifts))}
+        if perceptual:
+            from common.metrics import niqe
+
+            scores = []
+            for out in outputs:
+                try:
+                    scores.append(niqe(np.clip(np.round(out * 255), 0, 255).astype(np.uint8), crop_border=config.scale))
+                except ValueError:  # too small for NIQE's 96x96 blocks
+                    pass
+            if scores:
+                metrics["niqe"] = float(np.mean(scores))
         names = [r["name"] for r in result["per_image"]]
         chosen = [i for i, n in enumerate(names) if n in config.val_samples] or [0]
-        return {"psnr": result["psnr"], "ssim": result["ssim"]}, {names[i]: outputs[i] for i in chosen}
+        return metrics, {names[i]: outputs[i] for i in chosen}
 
     return validate
 
 
+def collapse_guard(max_psnr_drop: float, max_colour_shift: float) -> Callable:
+    """guard(metrics, start) for the Trainer: a reason when validation PSNR fell more than
+    `max_psnr_drop` dB below the start's, or the colour shift grew by more than `max_colour_shift`."""
+
+    def guard(metrics, start):
+        if start is not None and metrics["psnr"] < start["psnr"] - max_psnr_drop:
+            return (f"generator collapsed: validation PSNR {metrics['psnr']:.2f} dB, {start['psnr'] - metrics['psnr']:.2f} dB "
+                    f"below the start's {start['psnr']:.2f} (limit {max_psnr_drop:g} dB)")
+        before = 0.0 if start is None else start.get("colour_shift", 0.0)
+        if metrics.get("colour_shift", 0.0) - before > max_colour_shift:
+            return (f"generator collapsed: its mean colour is {metrics['colour_shift']:.3f} off the input's "
+                    f"({before:.3f} at the start; limit {max_colour_shift:g} more)")
+        return None
+
+    return guard
+
+
+def saturation_guard(limit: float, patience: int = 3, real: str = "d_real", fake: str = "d_fake") -> Callable:
+    """loss_guard(means) for the Trainer: a reason once the discriminator has won outright
+    (mean D(HR) > 1 - limit and D(SR) < limit) in `patience` logs in a row; `limit` 0 turns it off."""
+    count = [0]
+
+    def guard(means):
+        if not limit or real not in means or fake not in means:
+            return None
+        won = means[real] > 1.0 - limit and means[fake] < limit
+        count[0] = count[0] + 1 if won else 0
+        if count[0] >= patience:
+            return (f"discriminator won outright: D(HR) {means[real]:.5f}, D(SR) {means[fake]:.2g} "
+                    f"in {patience} logs in a row (the generator gets no useful gradient)")
+        return None
+
+    return guard
+
+
 def generator_session(config, run_dir, strategy, model, trackables: dict, init, *, name: str, meta: dict,
-                      batch_size: int, run_config: dict, progress: bool = True) -> Session:
+                      batch_size: int, run_config: dict, progress: bool = True, guarded: bool = False) -> Session:
     """The end of a chapter's `build`: the generator's first weights, the training data, the
     validation on `config.val_data` and the Trainer (resumed from `run_dir` if it holds a run).
     `trackables` holds "generator" and "g_optimizer" (and "discriminator", "d_optimizer" for a GAN);
-    `meta` is the checkpoint metadata validation upscales with; `run_config` goes to config.json."""
+    `meta` is the checkpoint metadata validation upscales with; `run_config` goes to config.json.
+    `guarded` (GAN stages): validation adds NIQE, and `config.max_psnr_drop`, `max_colour_shift`
+    and `d_saturation` stop a run that wrecks its generator (common.training.TrainingCollapsed)."""
     run_dir = Path(run_dir)
     train_dirs = [resolve_data(d) for d in config.train_data]
     val_dir = resolve_data(config.val_data)
@@ -133,8 +199,12 @@ def generator_session(config, run_dir, strategy, model, trackables: dict, init, 
     trainer = Trainer(
         run_dir, model.train_step, make_dataset, trackables=trackables, total_steps=config.steps,
         strategy=strategy, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-        validate_every=config.validate_every, validate=generator_validation(generator, meta, val_dir, config, name),
+        validate_every=config.validate_every,
+        validate=generator_validation(generator, meta, val_dir, config, name, perceptual=guarded),
         config={**run_config, "init": init_source}, progress=progress,
+        # the quality guard needs validations (none: a quick run, e.g. in a notebook)
+        guard=collapse_guard(config.max_psnr_drop, config.max_colour_shift) if guarded and config.validate_every else None,
+        loss_guard=saturation_guard(config.d_saturation) if guarded else None,
     )
     return Session(config, trainer, model, generator, trackables["g_optimizer"], trackables.get("discriminator"),
                    trackables.get("d_optimizer"), init_source)
@@ -169,54 +239,38 @@ def fit_and_export(session: Session, run_dir, export, meta_fn: Callable, best: b
 # --- command line -------------------------------------------------------------------------------
 
 
-def parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+def generator_parser(prog: str, description: str, presets: dict, config_cls, shown_preset: str, *, preset_help: str,
+                     stage_name: str, gan_stage_init: str) -> argparse.ArgumentParser:
+    """A GAN chapter's training command line: --preset, the common flags and one flag per config field
+    (their help shows `shown_preset`'s values)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--preset", choices=sorted(presets), help=preset_help)
+    add_common_arguments(parser, stage_name, gan_stage_init)
+    add_config_arguments(parser, config_cls, shown=presets[shown_preset], shown_name=shown_preset)
+    return parser
 
 
 def add_common_arguments(parser, stage_name: str, gan_stage_init: str):
     """--run-dir, --init, --export, --strategy, --vgg-weights and --quiet."""
-    parser.add_argument("--run-dir")
+    parser.add_argument("--run-dir", help="the run's folder: checkpoints, logs, validation; a run there resumes "
+                        "(default: runs/ and the preset's and stage's names)")
     parser.add_argument("--init", help=f"gan stage: {stage_name} weights to start from: an exported "
                         f"checkpoint or a run folder (its best checkpoint; default {gan_stage_init}); "
                         "'none' for random weights")
     parser.add_argument("--export", help="write the generator here (.h5 + .weights.h5 + .json): "
                         "the best Set5 step (generator-only stage) or the last step (gan)")
-    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"])
+    add_strategy_argument(parser)
     parser.add_argument("--vgg-weights", default="imagenet",
                         help="VGG19 weights of the perceptual losses: 'imagenet' (Keras' cache), a file "
-                        "(vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5), or 'random' (smoke tests only)")
+                        "(vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5), or 'random' (smoke tests only) "
+                        "(default: imagenet)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def add_config_arguments(parser, config_cls, skip=(), special=None):
-    """One --flag per dataclass field (None = keep the preset's value); tuples take several values.
-    `special` maps a field name to add_argument keyword arguments that replace the default ones."""
-    defaults = config_cls()
-    for f in fields(config_cls):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        if special and f.name in special:
-            parser.add_argument(flag, **special[f.name])
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, nargs="*", type=type(default[0]) if default else str)
-        elif isinstance(default, bool):
-            parser.add_argument(flag, type=parse_bool)
-        elif isinstance(default, dict):
-            continue
-        else:
-            parser.add_argument(flag, type=type(default))
-
-
-def config_overrides(args, config_fields) -> dict:
-    """The flags given on the command line, lists turned into tuples."""
-    overrides = {f.name: getattr(args, f.name, None) for f in config_fields}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+def add_strategy_argument(parser):
+    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"],
+                        help="tf.distribute strategy: 'default' (one device), 'mirrored' (every local GPU, "
+                        "else the logical CPUs) or 'multiworker' (the workers of TF_CONFIG) (default: default)")
 
 
 def resolve_init(init, default_run: Path, run_dir: Path, missing_message: str, gan: bool):
@@ -239,7 +293,7 @@ def run_cli(train_fn: Callable, args, config, run_dir: Path, init) -> int:
     except (VGGWeightsUnavailable, InitError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, TrainingCollapsed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 130 if result["stopped"] else 0

@@ -13,7 +13,6 @@ import datetime
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 import common.layers  # noqa: F401  (registers PixelShuffle/Rescale so .h5 files reload)
 from common import registry
+from common.files import json_text, temp_file_beside
 
 WEIGHTS_SUFFIX = ".weights.h5"
 
@@ -47,16 +47,6 @@ def checkpoint_paths(path) -> tuple[Path, Path, Path]:
     )
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"metadata value {value!r} is not JSON-serialisable")
-
-
 @contextlib.contextmanager
 def _quiet_keras():
     """Hide Keras's "HDF5 is legacy" notice and h5 loading warnings."""
@@ -71,19 +61,6 @@ def _quiet_keras():
         absl.setLevel(level)
 
 
-def _temp_path(final: Path, suffix: str) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + suffix, dir=final.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-    return tmp
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_model(model, path, meta: dict) -> Path:
     """Write X.h5, X.weights.h5 and X.json atomically; returns the X.h5 path.
 
@@ -95,18 +72,18 @@ def save_model(model, path, meta: dict) -> Path:
     meta.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     meta["keras_version"] = keras.__version__
     meta["parameters"] = int(model.count_params())
-    text = json.dumps(meta, indent=2, default=_json_default) + "\n"
+    text = json_text(meta)
 
     temps: list[str] = []
     try:
-        tmp_h5 = _temp_path(h5_path, ".h5")
+        tmp_h5 = temp_file_beside(h5_path, ".tmp.h5")
         temps.append(tmp_h5)
         with _quiet_keras():
             model.save(tmp_h5, overwrite=True)
-        tmp_weights = _temp_path(weights_path, WEIGHTS_SUFFIX)
+        tmp_weights = temp_file_beside(weights_path, ".tmp" + WEIGHTS_SUFFIX)
         temps.append(tmp_weights)
         model.save_weights(tmp_weights, overwrite=True)
-        tmp_json = _temp_path(json_path, ".json")
+        tmp_json = temp_file_beside(json_path, ".tmp.json")
         temps.append(tmp_json)
         with open(tmp_json, "w", encoding="utf-8") as f:
             f.write(text)

@@ -5,6 +5,9 @@ output is rounded to 8 bits; PSNR/SSIM on the BT.601 Y channel with `scale` bord
 
     python -m common.evaluate --model bicubic|nearest|PATH --data DIR --scale N \
         [--degradation bicubic] [--json OUT] [--precision float32|bfloat16|auto] [--self-ensemble]
+        [--backend auto|tensorflow|openvino|onnxruntime]
+
+Results of a model name the backend that ran it ("backend"; common.backends).
 """
 import argparse
 import json
@@ -19,6 +22,7 @@ from common.data import eval_pairs
 from common.degradations import DEGRADATIONS, imresize
 from common.images import ImageError, atomic_write_bytes, to_uint8
 from common.metrics import psnr, ssim
+from common.backends import BACKENDS
 from common.precision import PRECISIONS, resolve_precision
 
 UpscaleFn = Callable[[np.ndarray], np.ndarray]  # LR RGB [0,1] -> SR RGB [0,1]
@@ -40,14 +44,17 @@ def evaluate_model(
     name: str = "model",
     progress: bool = False,
     self_ensemble: bool = False,
+    backend: str | None = None,
 ) -> dict:
     """Run `upscale_fn` over a folder and return the common evaluation dict.
 
     self_ensemble: score the mean of `upscale_fn` over each LR image's 8 flips/rotations
-    (common.inference.geometric_self_ensemble); the result then says "self_ensemble": true.
+    (common.tiling.geometric_self_ensemble); the result then says "self_ensemble": true.
+    backend: recorded as "backend" (default: `upscale_fn.backend` when it is an Upscaler).
     """
+    backend = backend or getattr(upscale_fn, "backend", None)
     if self_ensemble:
-        from common.inference import geometric_self_ensemble
+        from common.tiling import geometric_self_ensemble
 
         single_fn = upscale_fn
         upscale_fn = lambda lr: geometric_self_ensemble(single_fn, lr)  # noqa: E731
@@ -76,6 +83,8 @@ def evaluate_model(
         "ssim": float(np.mean([r["ssim"] for r in per_image])),
         "per_image": per_image,
     }
+    if backend:
+        result["backend"] = backend
     if self_ensemble:
         result["self_ensemble"] = True
     return result
@@ -95,22 +104,30 @@ def write_json(result: dict, path) -> None:
     atomic_write_bytes(Path(path), (json.dumps(result, indent=2) + "\n").encode())
 
 
-def model_upscaler(model_spec: str, scale: int, precision: str = "float32") -> tuple[UpscaleFn, str]:
+def model_upscaler(model_spec: str, scale: int, precision: str = "float32",
+                   backend: str = "auto") -> tuple[UpscaleFn, str]:
     """bicubic | nearest | a checkpoint path -> (upscale function, display name).
 
-    `precision` (float32, bfloat16 or auto) is the model's compute precision (common.precision).
+    `precision` (float32, bfloat16 or auto) is the model's compute precision (common.precision);
+    `backend` the engine that runs it (common.backends). A model's function is a
+    common.upscaler.Upscaler (its `backend` says which engine runs it).
     """
     if model_spec == "bicubic":
         return bicubic_upscaler(scale), "bicubic"
     if model_spec == "nearest":
         return nearest_upscaler(scale), "nearest"
-    from common.checkpoints import load_model
-    from common.inference import upscale
+    from common.upscaler import Upscaler
 
-    model, meta = load_model(model_spec)
-    if meta.get("scale") not in (None, scale):
-        raise ValueError(f"{model_spec}: model is x{meta['scale']}, not x{scale}")
-    return (lambda lr: upscale(lr, model, meta, precision=precision)), Path(model_spec).stem
+    upscaler = Upscaler(model_spec, backend=backend, precision=precision)
+    if upscaler.meta.get("scale") not in (None, scale):
+        raise ValueError(f"{model_spec}: model is x{upscaler.meta['scale']}, not x{scale}")
+    announce(upscaler)
+    return upscaler, Path(model_spec).stem
+
+
+def announce(upscaler) -> None:
+    """Say on stderr which backend runs a model (once per model loaded)."""
+    print(upscaler.description, file=sys.stderr)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +136,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS)
     parser.add_argument("--json", help="write the results here as JSON")
     add_precision_argument(parser)
+    add_backend_argument(parser)
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="engine that runs the model: auto = openvino when installed, else tensorflow "
+                             "(the reference); converted models are cached beside the checkpoint")
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
@@ -157,7 +181,7 @@ def main(argv=None) -> int:
     add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
     try:
-        fn, name = model_upscaler(args.model, args.scale, chosen_precision(args.precision))
+        fn, name = model_upscaler(args.model, args.scale, chosen_precision(args.precision), args.backend)
         run(fn, name, args)
     except (ImageError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

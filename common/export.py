@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import datetime
 import importlib
-import json
 import logging
 import os
 import shutil
@@ -38,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import checkpoints
+from common.files import json_text
 from common.layers import BlockConv2D
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -390,8 +390,7 @@ def export(
             info["export_max_abs_diff"] = diff
             del run
         staged_json = staging / "meta.json"
-        staged_json.write_text(json.dumps(info, indent=2, default=checkpoints._json_default) + "\n",
-                               encoding="utf-8")
+        staged_json.write_text(json_text(info), encoding="utf-8")
         _move_into_place(staged, output, staging / "previous")
         os.replace(staged_json, meta_path(output))
     finally:

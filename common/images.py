@@ -4,12 +4,12 @@ Images live in memory as float32 arrays in [0, 1], RGB, shape (H, W, 3) (or (H, 
 YCbCr follows ITU-R BT.601 with MATLAB's `rgb2ycbcr` convention: Y in [16, 235]/255,
 Cb and Cr in [16, 240]/255.
 """
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from common.files import atomic_write_bytes  # write_image's; common.evaluate and srgan.evaluate import it from here
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
@@ -31,19 +31,28 @@ def list_images(folder) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def decode_image(path) -> np.ndarray:
-    """Read a file as OpenCV decodes it (BGR[A], any depth); raise ImageError with a reason."""
+def read_file(path) -> bytes:
+    """A file's bytes (non-ASCII paths and pipes work too); raise ImageError with a reason."""
     path = Path(path)
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)  # works for non-ASCII paths too
+        return path.read_bytes()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if data.size == 0:
-        raise ImageError(f"{path}: empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+
+def decode_bytes(data: bytes, path) -> np.ndarray:
+    """Decode file bytes as OpenCV does (BGR[A], any depth); errors name `path`."""
+    if len(data) == 0:
+        raise ImageError(f"{Path(path)}: empty file")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ImageError(f"{path}: not an image or corrupt")
+        raise ImageError(f"{Path(path)}: not an image or corrupt")
     return image
+
+
+def decode_image(path) -> np.ndarray:
+    """Read a file as OpenCV decodes it (BGR[A], any depth); raise ImageError with a reason."""
+    return decode_bytes(read_file(path), path)
 
 
 def read_image(path, grayscale_to_rgb: bool = True) -> np.ndarray:
@@ -87,23 +96,6 @@ def encode_image(suffix: str, image: np.ndarray, bit_depth: int = 8) -> bytes:
     if not ok:
         raise ImageError(f"cannot encode an image as {suffix}")
     return buf.tobytes()
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: no partial file is ever left."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_image(path, image: np.ndarray, bit_depth: int = 8) -> None:

@@ -8,13 +8,8 @@ them and its input to bfloat16 and computes in bfloat16. A few layers stay float
 (`float32_layers`): the first and last layers with weights and normalisation, so neither the
 input image nor the output image is rounded to bfloat16's 8-bit mantissa.
 """
-import common  # noqa: F401  (quiet TensorFlow import)
-
 import copy
 from pathlib import Path
-
-import keras
-import tensorflow as tf
 
 PRECISIONS = ("float32", "bfloat16", "auto")
 CPUINFO = Path("/proc/cpuinfo")
@@ -38,6 +33,8 @@ def cpu_flags(path=None) -> set[str]:
 
 def gpu_capabilities() -> list[tuple[int, int]]:
     """Compute capability of every visible GPU, e.g. [(8, 6)]."""
+    import tensorflow as tf
+
     found = []
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
@@ -86,6 +83,8 @@ def resolve_precision(name: str) -> tuple[str, str]:
 
 
 def _all_layers(model) -> list:
+    import keras
+
     found = []
     for layer in model.layers:
         found.append(layer)
@@ -113,6 +112,8 @@ def float32_layers(model) -> list[str]:
       image is computed in float32 from bfloat16 features;
     * normalisation layers (BatchNormalization etc.), which are cheap and sensitive to rounding.
     """
+    import keras
+
     layers = _all_layers(model)
     keep = [layer.name for layer in layers if type(layer).__name__ in NORMALISATION]
     front = {t._keras_history[0].name for t in model.inputs}  # reach the inputs through weightless layers
@@ -147,6 +148,8 @@ def _set_policies(config: dict, keep: set[str], seen: set[str], force: bool = Fa
 
 
 def _custom_objects(model) -> dict:
+    import keras
+
     objects = {}
     for layer in _all_layers(model) + [model]:
         cls = type(layer)
@@ -162,6 +165,8 @@ def cast_model(model, precision: str = "bfloat16", keep_float32=None):
     except the layers named in `keep_float32` (default: `float32_layers(model)`); the weights are
     copied (float32) and the outputs are float32. Needs a functional or Sequential model.
     """
+    import keras
+
     if precision == "float32":
         return model
     if precision != "bfloat16":

@@ -30,7 +30,6 @@ import shutil
 import signal
 import tempfile
 import weakref
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +38,12 @@ import numpy as np
 import tensorflow as tf
 
 import common  # noqa: F401
-from common.images import atomic_write_bytes
+from common.files import write_json
+
+
+class TrainingCollapsed(RuntimeError):
+    """A guard saw the model being wrecked (quality falling off a cliff, colour drift, D winning
+    outright); the message is one line naming the last good checkpoint."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -218,12 +222,6 @@ class AdversarialModel(keras.Model):
         return self.generator(lr, training=training)
 
 
-def write_json(path, data) -> None:
-    if is_dataclass(data):
-        data = asdict(data)
-    atomic_write_bytes(Path(path), (json.dumps(data, indent=2, default=str) + "\n").encode())
-
-
 def read_jsonl(path) -> list[dict]:
     path = Path(path)
     if not path.exists():
@@ -270,9 +268,20 @@ class Trainer:
         config=None,
         max_to_keep: int = 2,
         progress: bool = True,
+        guard: Callable | None = None,
+        loss_guard: Callable | None = None,
     ):
         """`run_dir` is written by the chief only; `trackables` are checkpointed (and their BN
-        moving statistics kept equal over replicas); `validate` runs on the chief only."""
+        moving statistics kept equal over replicas); `validate` runs on the chief only.
+
+        `guard(metrics, start_metrics)` -> None or a reason to stop: a new run is validated at step 0
+        and every later validation is judged against that; checkpoints are then written only at
+        validated steps (`checkpoint_every` a multiple of `validate_every`), so the latest one has
+        passed. `loss_guard(logged_means)` -> None or a reason, judged at every log."""
+        if guard is not None and (not validate or not validate_every or checkpoint_every % validate_every):
+            raise ValueError("a guarded run validates at every checkpoint: checkpoint_every must be a "
+                             f"multiple of validate_every ({checkpoint_every}, {validate_every})")
+        self.guard, self.loss_guard = guard, loss_guard
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
         self.run_dir = Path(run_dir)
@@ -418,6 +427,14 @@ class Trainer:
                 f.write(json.dumps({"step": step, **{k: float(v) for k, v in metrics.items()}}) + "\n")
         return metrics
 
+    def _start_metrics(self) -> dict | None:
+        """The validation at step 0 (guarded runs), from validation.jsonl."""
+        records = read_jsonl(self.run_dir / "validation.jsonl") if (self.run_dir / "validation.jsonl").exists() else []
+        return next((r for r in records if r["step"] == 0), None)
+
+    def _collapsed(self, reason: str, step: int, last_good) -> TrainingCollapsed:
+        return TrainingCollapsed(f"{reason} at step {step}; stopped; last good checkpoint kept: {last_good or 'none'}")
+
     def fit(self) -> dict:
         """Train up to `total_steps`; returns {"step", "stopped", "best", "last"}."""
         start = int(self.step.numpy())
@@ -431,6 +448,8 @@ class Trainer:
         )
         iterator = iter(dataset)
         step_fn = self._distributed_step()
+        if self.guard is not None and start == 0 and self._start_metrics() is None:
+            self._run_validation(0)
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for s in previous:
             signal.signal(s, self._request_stop)
@@ -476,14 +495,24 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
                 if step % self.log_every == 0 or step == self.total_steps:
-                    self._log(step, {k: v / count for k, v in sums.items()})
+                    means = {k: v / count for k, v in sums.items()}
+                    self._log(step, means)
                     sums, count = {}, 0
+                    reason = self.loss_guard(means) if self.loss_guard else None
+                    if reason:
+                        raise self._collapsed(reason, step, last_good)
                 if self.validate and self.validate_every and (
                     step % self.validate_every == 0 or step == self.total_steps
                 ):
                     metrics = self._run_validation(step)
                     if bar is not None:
                         bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                    reason = self.guard(metrics, self._start_metrics()) if self.guard and self.chief else None
+                    if self.guard and _cluster(self.strategy) is not None and \
+                            self._all_workers_sum(float(bool(reason))) > 0:
+                        reason = reason or "the chief's guard stopped the run"
+                    if reason:
+                        raise self._collapsed(reason, step, last_good)
                 if step % self.checkpoint_every == 0:
                     last_good = self.save()
         finally:

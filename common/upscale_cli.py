@@ -5,32 +5,39 @@
     python -m common.upscale_cli in.png -o out.png --weights my_model.h5
 
 Keeps the input's bit depth (8/16), grey stays grey, alpha is kept (colour is premultiplied while
-upscaling so edges do not darken), EXIF orientation is applied. Every output file is written
-atomically. A failure prints one line `error: <file>: <reason>`; with several inputs the others are
-still done and a summary follows (exit 1); a single failing input or a bad checkpoint exits 2.
+upscaling so edges do not darken), EXIF orientation is applied; the ICC profile, EXIF, XMP and
+PNG text go to the output (`common.photo_metadata`). Every output file is written atomically under
+a per-output lock, and folder runs resume (`--skip-existing`) and log (`--manifest`) through
+`common.folder_run`; Ctrl-C stops after the current image (exit 130). A failure prints one line
+`error: <file>: <reason>`; with several inputs the others are still done and a summary follows
+(exit 1); a single failing input or a bad checkpoint exits 2.
 """
 import common  # noqa: F401  (quiet TensorFlow import)
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from common import checkpoints, inference
+from common import backends, folder_run, inference, photo_metadata
+from common import colour as cms
 from common.images import (
     IMAGE_EXTENSIONS,
     ImageError,
-    decode_image,
+    decode_bytes,
     list_images,
+    read_file,
     to_uint8,
     to_uint16,
-    write_image,
 )
-from common.precision import PRECISIONS, resolve_precision
+from common.precision import PRECISIONS
+from common.upscaler import UpscaleOptions, Upscaler
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 CHAPTER_ARCHITECTURES = {"srcnn": ("srcnn",), "srgan": ("srresnet",), "esrgan": ("rrdb_generator",)}
 CHAPTER_OF = {arch: chapter for chapter, archs in CHAPTER_ARCHITECTURES.items() for arch in archs}
 DISCRIMINATORS = ("srgan_discriminator", "esrgan_discriminator")
@@ -87,32 +94,53 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
 
 
 class Loaded:
-    """An input image: colour float32 (H, W, 3) RGB or (H, W, 1) grey in [0, 1], alpha or None."""
+    """An input image: colour float32 (H, W, 3) RGB or (H, W, 1) grey in [0, 1], alpha or None;
+    `info` is its metadata (`photo_metadata.PhotoInfo`: ICC profile only if it fits the pixels)."""
 
-    def __init__(self, colour, alpha, bit_depth):
+    def __init__(self, colour, alpha, bit_depth, info=None):
         self.colour, self.alpha, self.bit_depth = colour, alpha, bit_depth
+        self.info = info or photo_metadata.PhotoInfo()
 
 
-def load_image(path) -> Loaded:
-    raw = decode_image(path)  # BGR(A) or grey, as stored; raises ImageError
+def load_image(path, to_srgb: bool = False) -> Loaded:
+    """Decode with OpenCV (any depth), metadata with Pillow; upright; `to_srgb` converts a
+    profiled 8-bit RGB image to sRGB (its profile is then replaced by sRGB's)."""
+    data = read_file(path)  # read once: pixels and metadata come from the same bytes
+    raw = decode_bytes(data, path)  # BGR(A) or grey, as stored; raises ImageError
     if raw.dtype == np.uint8:
         depth, peak = 8, 255.0
     elif raw.dtype == np.uint16:
         depth, peak = 16, 65535.0
     else:
         raise ImageError(f"{path}: unsupported sample type {raw.dtype} (8- or 16-bit images only)")
-    raw = apply_orientation(raw, exif_orientation(path))
+    info = photo_metadata.read_info(data)
+    del data
+    raw = apply_orientation(raw, info.orientation)
     if raw.ndim == 2:
         raw = raw[..., None]
+    channels = raw.shape[2]
+    if channels >= 3:
+        raw = np.concatenate([raw[..., 2::-1], raw[..., 3:]], axis=2)  # BGR(A) -> RGB(A)
+    if not cms.describes(info.icc, 1 if channels <= 2 else 3):
+        info.icc = None  # e.g. a CMYK profile of a JPEG OpenCV decoded to RGB
+    if to_srgb and info.icc and channels >= 3:
+        if depth != 8:
+            raise ImageError(f"{path}: --to-srgb works on 8-bit images only (Pillow's colour "
+                             f"management has no 16-bit RGB); leave it out to keep the profile")
+        raw = raw.copy()
+        try:
+            raw[..., :3] = cms.to_srgb(raw[..., :3], info.icc)
+        except cms.ColourError as exc:
+            raise ImageError(f"{path}: {exc}") from None
+        info.icc = cms.srgb_profile()
     image = raw.astype(np.float32) / peak
-    channels = image.shape[2]
     if channels == 1:
-        return Loaded(image, None, depth)
+        return Loaded(image, None, depth, info)
     if channels == 2:  # grey + alpha
-        return Loaded(image[..., :1].copy(), image[..., 1].copy(), depth)
-    colour = np.ascontiguousarray(image[..., 2::-1])  # BGR -> RGB
+        return Loaded(image[..., :1].copy(), image[..., 1].copy(), depth, info)
+    rgb = np.ascontiguousarray(image[..., :3])
     alpha = image[..., 3].copy() if channels == 4 else None
-    return Loaded(colour, alpha, depth)
+    return Loaded(rgb, alpha, depth, info)
 
 
 # --- one image -----------------------------------------------------------------------------------
@@ -128,15 +156,12 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out.reshape(h, w, *image.shape[2:])
 
 
-def upscale_loaded(loaded: Loaded, model, meta, outscale=None, tile=None, tile_overlap=None,
-                   batch_size=None, progress=None, precision=None, self_ensemble=False):
+def upscale_loaded(loaded: Loaded, upscaler: Upscaler, outscale=None, progress=None):
     """Upscale colour (and alpha); returns float32 (H', W', C[+1]) in [0, 1]."""
     colour, alpha = loaded.colour, loaded.alpha
     if alpha is not None:
         colour = colour * alpha[..., None]  # premultiply: transparent pixels carry no colour
-    sr = inference.upscale(colour, model, meta, tile=tile, tile_overlap=tile_overlap,
-                           batch_size=batch_size, progress=progress, precision=precision,
-                           self_ensemble=self_ensemble)
+    sr = upscaler(colour, progress)
     h, w = colour.shape[:2]
     scale = sr.shape[0] // h
     size = (round(h * outscale), round(w * outscale)) if outscale else (h * scale, w * scale)
@@ -164,17 +189,15 @@ def _quantise(image: np.ndarray, bit_depth: int) -> np.ndarray:
     return out
 
 
-def process(src: Path, dst: Path, model, meta, args, progress=None) -> tuple[int, int]:
-    """Upscale one file into `dst`; returns the output (width, height). Raises Failure."""
+def process(src: Path, dst: Path, upscaler, args, progress=None) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Upscale one file into `dst` (with its profile and metadata; hold `folder_run.claim(dst)`);
+    returns the input's and the output's (width, height). Raises Failure."""
     try:
-        loaded = load_image(src)
+        loaded = load_image(src, to_srgb=getattr(args, "to_srgb", False))
     except ImageError as exc:
         raise Failure(src, _reason(exc, src)) from None
     try:
-        result = upscale_loaded(loaded, model, meta, outscale=args.outscale, tile=args.tile,
-                                tile_overlap=args.tile_overlap, batch_size=args.batch_size,
-                                progress=progress, precision=getattr(args, "precision", None),
-                                self_ensemble=getattr(args, "self_ensemble", False))
+        result = upscale_loaded(loaded, upscaler, args.outscale, progress)
     except inference.InferenceError as exc:
         raise Failure(src, str(exc)) from None
     except MemoryError:
@@ -185,11 +208,17 @@ def process(src: Path, dst: Path, model, meta, args, progress=None) -> tuple[int
     depth = 16 if loaded.bit_depth == 16 and suffix in SIXTEEN_BIT_FORMATS else 8
     data = _quantise(result, depth)
     del result  # the float image is the largest buffer; free it before encoding
+    height, width = data.shape[:2]
+    info = photo_metadata.for_output(loaded.info, width, height, strip=getattr(args, "strip_metadata", False))
     try:
-        write_image(dst, data)
-    except (ImageError, cv2.error) as exc:
+        encoded = photo_metadata.encode(suffix, data, info, quality=getattr(args, "quality", None) or 95)
+        del data
+        folder_run.publish(dst, encoded)
+    except (ImageError, cv2.error, ValueError) as exc:
         raise Failure(dst, _reason(exc, dst)) from None
-    return data.shape[1], data.shape[0]
+    except OSError as exc:
+        raise Failure(dst, f"cannot write ({exc.strerror or exc})") from None
+    return (loaded.colour.shape[1], loaded.colour.shape[0]), (width, height)
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -218,30 +247,58 @@ def build_parser(chapter: str | None, default_scale: int | None) -> argparse.Arg
     add("--precision", choices=PRECISIONS, default="float32",
         help="compute precision: bfloat16 is about twice as fast on CPUs with AVX512-BF16/AMX and on "
              "recent GPUs, emulated (slow) elsewhere; auto picks it only where native (default float32)")
+    add("--backend", choices=backends.BACKENDS, default="auto",
+        help="engine that runs the model: auto = openvino when installed, else tensorflow (the "
+             "reference); openvino and onnxruntime run a copy converted once and cached beside the "
+             "checkpoint (default auto)")
     add("--self-ensemble", action="store_true",
         help="average the model's results over the 8 flips/rotations of each image: 8x the time, "
              "usually slightly sharper and higher PSNR")
+    add("--skip-existing", action="store_true",
+        help="leave outputs that already exist alone (they are always complete: files are written "
+             "atomically), so an interrupted folder run continues where it stopped")
+    add("--manifest", metavar="FILE", help="append one JSON line per image to FILE: input, output, sizes, "
+        "model, backend, seconds, status (ok/skipped/failed), error")
+    add("--to-srgb", action="store_true",
+        help="convert images with an embedded ICC profile to sRGB before upscaling and write sRGB "
+             "(default: upscale in the image's own colour space and embed the same profile)")
+    add("--strip-metadata", action="store_true",
+        help="write no EXIF, XMP or PNG text (the colour profile is kept)")
+    add("--quality", type=int, help="JPEG quality, 1-100 (default 95)")
     add("-q", "--quiet", action="store_true", help="no progress bars or messages")
     return parser
 
 
-def _load_checkpoint(args, chapter, default_weights, default_scale):
-    if args.weights:
-        weights, shipped = Path(args.weights), False
+def options_from(args) -> UpscaleOptions:
+    return UpscaleOptions(backend=args.backend, precision=args.precision, tile=args.tile,
+                          tile_overlap=args.tile_overlap, batch_size=args.batch_size,
+                          self_ensemble=args.self_ensemble)
+
+
+def _load_checkpoint(weights_arg, scale, options: UpscaleOptions, chapter, default_weights,
+                     default_scale) -> Upscaler:
+    """The Upscaler of --weights (or the chapter's shipped weights) after checking what it holds."""
+    if weights_arg:
+        weights, shipped = Path(weights_arg), False
     elif default_weights:
-        weights = Path(str(default_weights).format(scale=args.scale or default_scale))
+        weights = Path(str(default_weights).format(scale=scale or default_scale))
         shipped = True
         if weights.is_relative_to(Path.cwd()):  # shorter messages when run from the checkout
             weights = weights.relative_to(Path.cwd())
     else:
         raise Failure("--weights", "no checkpoint given")
     try:
-        model, meta = checkpoints.load_model(weights)
-    except checkpoints.CheckpointError as exc:
+        prepared = backends.prepare(weights, options.backend, Upscaler.resolve_precision(options.precision))
+    except backends.BackendError as exc:
+        raise Failure("--backend", str(exc)) from None
+    except backends.ModelLoadError as exc:
         reason = _reason(exc, weights)
         if shipped and "not found" in reason:
-            reason += " (these weights are not shipped yet; train them or pass --weights FILE)"
+            reason += _shipped_hint(default_weights, scale or default_scale)
         raise Failure(weights, reason) from None
+    except inference.InferenceError as exc:
+        raise Failure(weights, str(exc)) from None
+    meta = prepared.meta
     architecture = meta.get("architecture")
     if architecture in DISCRIMINATORS:
         raise Failure(weights, f"holds a discriminator ({architecture}), not an upscaling model")
@@ -250,15 +307,13 @@ def _load_checkpoint(args, chapter, default_weights, default_scale):
         hint = CHAPTER_OF.get(architecture)
         raise Failure(weights, f"holds a different architecture: {architecture!r}, but {chapter}.upscale "
                       f"runs {'/'.join(allowed)}" + (f" (use python -m {hint}.upscale)" if hint else ""))
-    if args.scale and meta.get("scale") is None:  # e.g. a bare .h5 without its JSON
-        meta = {**meta, "scale": args.scale}
     try:
-        spec = inference.model_spec(model, meta)
+        upscaler = Upscaler.from_options(prepared, options, scale=scale)  # scale: a bare .h5 without JSON
     except inference.InferenceError as exc:
         raise Failure(weights, str(exc)) from None
-    if args.scale and args.scale != spec.scale:
-        raise Failure(weights, f"is a x{spec.scale} model, not x{args.scale}")
-    return model, meta, spec
+    if scale and scale != upscaler.scale:
+        raise Failure(weights, f"is a x{upscaler.scale} model, not x{scale}")
+    return upscaler
 
 
 def _plan(args, scale: int) -> tuple[list[tuple[Path, Path]], list[Failure], bool]:
@@ -313,60 +368,139 @@ def _plan(args, scale: int) -> tuple[list[tuple[Path, Path]], list[Failure], boo
 
 def main(argv=None, chapter: str | None = None, default_weights=None,
          default_scale: int | None = None) -> int:
-    """Run the command; returns the exit code (0 ok, 1 some files failed, 2 error)."""
+    """Run the command; returns the exit code (0 ok, 1 some files failed, 2 error, 130 Ctrl-C)."""
     args = build_parser(chapter, default_scale).parse_args(argv)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    quiet = args.quiet
+    try:
+        _check_options(args)
+        upscaler = _load_checkpoint(args.weights, args.scale, options_from(args), chapter, default_weights,
+                                    default_scale)
+        if not quiet:
+            if args.precision != "float32":
+                print(upscaler.precision_note, file=sys.stderr)
+            print(upscaler.description, file=sys.stderr)
+        jobs, failures, single = _plan(args, upscaler.scale)
+    except Failure as failure:
+        _say(failure)
+        return EXIT_ERROR
+
+    def work(src, dst, progress):  # the one call per image: read, upscale, write
+        return process(src, dst, upscaler, args, progress)
+
+    described = {"model": upscaler.meta.get("architecture"), "scale": upscaler.scale,
+                 "backend": upscaler.backend}
+    return _run_jobs(jobs, failures, single, work, skip_existing=args.skip_existing,
+                     manifest=args.manifest, quiet=quiet, unit="pass" if args.self_ensemble else "tile",
+                     described=described)
+
+
+def _check_options(args) -> None:
+    """Values argparse accepts but a run cannot use: say what was given and what is allowed."""
+    if args.tile is not None and args.tile < 0:
+        raise Failure("--tile", f"{args.tile} is not a tile size: give 0 (the whole image at once) or a "
+                      "tile side in input pixels, e.g. --tile 256")
+    if args.scale is not None and args.scale < 1:
+        raise Failure("--scale", f"{args.scale} is not a scale: give the model's factor, e.g. --scale 3")
+    quality = getattr(args, "quality", None)
+    if quality is not None and not 1 <= quality <= 100:
+        raise Failure("--quality", f"{quality} is out of range: JPEG quality is 1 to 100 (default 95)")
+
+
+def _shipped_hint(default_weights, scale) -> str:
+    """' (--scale 5 given; shipped: x2, x3, x4; ...)' for a chapter's missing shipped weights."""
+    pattern = Path(str(default_weights))
+    prefix, _, suffix = pattern.name.partition("{scale}")
+    scales = sorted(int(p.name[len(prefix) : len(p.name) - len(suffix)])
+                    for p in pattern.parent.glob(f"{prefix}*{suffix}")
+                    if p.name[len(prefix) : len(p.name) - len(suffix)].isdigit())
+    shipped = ", ".join(f"x{s}" for s in scales) or "none"
+    return f" (--scale {scale} given; shipped weights: {shipped}; train x{scale} or pass --weights FILE)"
+
+
+def _say(failure: Failure) -> None:
     from tqdm import tqdm
 
-    quiet = args.quiet
+    tqdm.write(f"error: {failure.subject}: {failure.reason}", file=sys.stderr)
+
+
+def _run_jobs(jobs, failures, single, work, skip_existing=False, manifest=None, quiet=False,
+              unit="tile", described=None) -> int:
+    """Run `work(src, dst, progress)` for each job under the output's lock; skip complete outputs
+    with `skip_existing`; log to the manifest; the first Ctrl-C stops after the current image.
+    Returns the exit code."""
+    from tqdm import tqdm
+
     show_bars = not quiet and sys.stderr.isatty()
-
-    def say_error(failure: Failure):
-        tqdm.write(f"error: {failure.subject}: {failure.reason}", file=sys.stderr)
-
     try:
-        from common.runtime import setup_devices
-
-        setup_devices()
-        requested = args.precision
-        args.precision, reason = resolve_precision(requested)
-        if requested != "float32" and not quiet:
-            print(reason, file=sys.stderr)
-        model, meta, spec = _load_checkpoint(args, chapter, default_weights, default_scale)
-        jobs, failures, single = _plan(args, spec.scale)
-    except Failure as failure:
-        say_error(failure)
+        log = folder_run.open_manifest(manifest, **(described or {}))
+    except OSError as exc:
+        _say(Failure(manifest, f"cannot write the manifest ({exc.strerror or exc})"))
         return EXIT_ERROR
     for failure in failures:
-        say_error(failure)
-
+        _say(failure)
+        log.record(failure.subject, None, "failed", error=failure.reason)
+    failures, planned = list(failures), len(failures)
+    done = skipped = 0
     files = tqdm(jobs, desc="images", unit="img", disable=not show_bars or len(jobs) < 2)
-    done = 0
-    for src, dst in files:
-        bar = tqdm(desc=src.name, unit="pass" if args.self_ensemble else "tile", leave=False,
-                   disable=not show_bars)
-
-        def progress(n, total, bar=bar):
-            bar.total = total
-            bar.update(n - bar.n)
-
+    with folder_run.StopAfterCurrent() as stop:
         try:
-            width, height = process(src, dst, model, meta, args, progress)
-        except Failure as failure:
-            failures.append(failure)
-            say_error(failure)
-            continue
-        finally:
-            bar.close()
-        done += 1
-        if not quiet:
-            tqdm.write(f"{src} -> {dst} ({width}x{height})")
+            for src, dst in files:
+                if stop.requested:
+                    break
+                bar = tqdm(desc=src.name, unit=unit, leave=False, disable=not show_bars)
 
+                def progress(n, total, bar=bar):
+                    bar.total = total
+                    bar.update(n - bar.n)
+
+                started, sizes, skip_reason = time.perf_counter(), None, None
+                try:
+                    with folder_run.claim(dst):
+                        if skip_existing and folder_run.is_complete(dst):
+                            skip_reason = "exists"
+                        else:
+                            sizes = work(src, dst, progress)
+                except folder_run.Busy as exc:  # another process is writing this output now
+                    if skip_existing:
+                        skip_reason = str(exc)
+                    else:
+                        failure = Failure(dst, str(exc))
+                except OSError as exc:  # the lock file: e.g. a missing or read-only folder
+                    failure = Failure(dst, f"cannot write ({exc.strerror or exc})")
+                except Failure as exc:
+                    failure = exc
+                finally:
+                    bar.close()
+                seconds = time.perf_counter() - started
+                if skip_reason:
+                    skipped += 1
+                    log.record(src, dst, "skipped", seconds=seconds, error=skip_reason)
+                    if not quiet:
+                        tqdm.write(f"{src} -> {dst} skipped ({skip_reason})")
+                elif sizes:
+                    done += 1
+                    log.record(src, dst, "ok", *sizes, seconds=seconds)
+                    if not quiet:
+                        tqdm.write(f"{src} -> {dst} ({sizes[1][0]}x{sizes[1][1]})")
+                else:
+                    failures.append(failure)
+                    _say(failure)
+                    log.record(src, dst, "failed", seconds=seconds, error=failure.reason)
+        except KeyboardInterrupt:  # a second Ctrl-C: the current image is abandoned, nothing partial
+            stop.requested = True
+    log.close()
+
+    if stop.requested:
+        left = len(jobs) - done - skipped - (len(failures) - planned)
+        print(f"interrupted: {done} done, {skipped} skipped, {len(failures)} failed, {left} not done; "
+              "run the same command with --skip-existing to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not failures:
         return EXIT_OK
     if single:
         return EXIT_ERROR
-    total = done + len(failures)
+    total = done + skipped + len(failures)
     lines = [f"{len(failures)} of {total} images failed:"] + [f"  {f.subject}: {f.reason}" for f in failures]
     print("\n".join(lines), file=sys.stderr)
     return EXIT_SOME_FAILED

@@ -112,12 +112,15 @@ def vgg_features(
     before_activation: bool = False,
     weights="imagenet",
     input_shape=(None, None, 3),
+    random_init: str = "glorot_uniform",
 ) -> keras.Model:
     """Frozen model: RGB [0, 1] images -> {layer: VGG19 features} (a dict, keyed as `convI_J`).
 
     `weights`: "imagenet" (Keras' download/cache; `VGGWeightsUnavailable` when offline), a path to
     Keras' VGG19 weights file, or None (random initialisation, for tests).
     `before_activation=True` returns the convolution outputs before their ReLU (ESRGAN).
+    `random_init`: the kernel initialiser when `weights` is None ("he_normal" keeps the activations'
+    scale through the 16 ReLU layers, as a random perceptual network needs).
     """
     if isinstance(layers, str):
         layers = (layers,)
@@ -139,7 +142,8 @@ def vgg_features(
             x = keras.layers.MaxPooling2D(2, 2, name=f"block{block - 1}_pool")(x)
         for conv in range(1, count + 1):
             name = f"block{block}_conv{conv}"
-            layer = keras.layers.Conv2D(filters, 3, padding="same", name=name)
+            layer = keras.layers.Conv2D(filters, 3, padding="same", name=name,
+                                        kernel_initializer=random_init if weights is None else "glorot_uniform")
             convs.append(layer)
             pre = layer(x)
             x = keras.layers.ReLU(name=f"{name}_relu")(pre)

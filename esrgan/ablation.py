@@ -42,11 +42,10 @@ faithful perceptual loss: the table says so).
 """
 import argparse
 import io
-import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -56,9 +55,11 @@ import common  # noqa: F401  (quiet TensorFlow import)
 import keras
 import tensorflow as tf
 
+from common.config_cli import add_config_arguments, config_from_args, setting
 from common.data import eval_pairs, train_dataset
 from common.evaluate import bicubic_upscaler, evaluate_model
-from common.images import ImageError, atomic_write_bytes, to_uint8
+from common.files import atomic_write_bytes, write_json
+from common.images import ImageError, to_uint8
 from common.inference import upscale
 from common.layers import Rescale
 from common.paths import resolve_data
@@ -110,29 +111,29 @@ BN_COLUMN, NO_BN_COLUMN = 1, 2  # compared in the histograms (thesis Fig. 10a)
 
 @dataclass(frozen=True)
 class AblationConfig:
-    scale: int = 4
-    num_filters: int = 32
-    num_blocks: int = 8
-    growth: int = 0  # RRDB growth channels; 0 = num_filters // 2 (the paper's 32 for 64 filters)
-    disc_filters: int = 32
-    hr_patch: int = 64  # a multiple of 32 (the discriminator)
-    batch_size: int = 8
-    pretrain_steps: int = 500
-    steps: int = 200
-    pretrain_lr: float = 5e-4
-    lr: float = 1e-4
-    perceptual_weight: float = 1.0
-    gan_weight: float = 5e-3
-    l1_weight: float = 1e-2
-    perceptual_layer: str = "conv5_4"  # VGG19 layer of L_percep (the papers' VGG54)
-    train_data: tuple = ("T91",)
-    data: str = "Set5"
-    degradation: str = "bicubic"
-    seed: int = 0
-    log_every: int = 50
-    crop_image: str = "butterfly"  # image of --data shown in crops.png (else the first one)
-    crop_size: int = 96  # HR pixels
-    hist_sigma: float = 2.0  # grey levels, the histograms' Gaussian smoothing
+    scale: int = setting(4, "upscaling factor")
+    num_filters: int = setting(32, "filters of every generator's trunk")
+    num_blocks: int = setting(8, "residual blocks (SRResNet) or RRDBs of every generator")
+    growth: int = setting(0, "RRDB growth channels; 0 = num_filters // 2 (the paper's 32 for 64 filters)")
+    disc_filters: int = setting(32, "filters of the discriminator's first convolution")
+    hr_patch: int = setting(64, "HR crop size, a multiple of 32 (the discriminator)", unit="px")
+    batch_size: int = setting(8, "crops per update")
+    pretrain_steps: int = setting(500, "L1 pre-training updates of each generator", unit="steps")
+    steps: int = setting(200, "GAN updates of each column", unit="steps")
+    pretrain_lr: float = setting(5e-4, "Adam learning rate of the L1 pre-training")
+    lr: float = setting(1e-4, "Adam learning rate of the GAN training (both networks)")
+    perceptual_weight: float = setting(1.0, "weight of L_percep")
+    gan_weight: float = setting(5e-3, "weight of L_adv")
+    l1_weight: float = setting(1e-2, "weight of the L1 pixel loss")
+    perceptual_layer: str = setting("conv5_4", "VGG19 layer of L_percep (the papers' VGG54)")
+    train_data: tuple[str, ...] = setting(("T91",), "training folders under ../shared/data, or paths")
+    data: str = setting("Set5", "evaluation folder under ../shared/data, or a path")
+    degradation: str = setting("bicubic", "how LR inputs are made from HR images: bicubic, gaussian or nearest")
+    seed: int = setting(0, "random seed of the weights and the data order")
+    log_every: int = setting(50, "updates between progress lines", unit="steps")
+    crop_image: str = setting("butterfly", "image of --data shown in crops.png (else the first one)")
+    crop_size: int = setting(96, "side of the crop in crops.png", unit="HR px")
+    hist_sigma: float = setting(2.0, "Gaussian smoothing of the histograms", unit="grey levels")
 
     def __post_init__(self):
         if self.hr_patch % 32 or self.hr_patch % self.scale:
@@ -172,7 +173,7 @@ def build_generator(column: Column, config: AblationConfig) -> keras.Model:
     net = srresnet(scale=config.scale, num_filters=config.num_filters, num_blocks=config.num_blocks,
                    batch_norm=column.batch_norm)
     out = Rescale(0.5, 0.5, name="to_unit_range")(net.outputs[0])  # [-1, 1] -> [0, 1]
-    return keras.Model(net.inputs, out, name="srresnet_bn" if column.batch_norm else "srresnet")
+    return keras.Model(net.input, out, name="srresnet_bn" if column.batch_norm else "srresnet")
 
 
 def generator_facts(generator: keras.Model) -> dict:
@@ -567,15 +568,13 @@ def run_ablation(config: AblationConfig = AblationConfig(), out="runs/ablation",
         plot_histograms(study, out / "histograms.png")
     else:
         _log("histograms.png skipped: it needs columns 1 (BN) and 2 (no BN)")
-    atomic_write_bytes(out / "ablation.json", (json.dumps(result, indent=2) + "\n").encode())
+    write_json(out / "ablation.json", result)
     atomic_write_bytes(out / "ablation.md", format_markdown(result).encode())
     _log(f"wrote {out / 'ablation.json'}, ablation.md, crops.png" + (", histograms.png" if study else ""))
     return result
 
 
-def parse_args(argv=None):
-    from esrgan.train import add_config_arguments
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m esrgan.ablation", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/ablation", help="output folder (default runs/ablation)")
     parser.add_argument("--vgg-weights", default="imagenet",
@@ -585,16 +584,18 @@ def parse_args(argv=None):
                         help="numbers or names of the columns to run (default all: "
                         + " ".join(f"{c.number}={c.key}" for c in COLUMNS) + ")")
     add_config_arguments(parser, AblationConfig)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    overrides = {f.name: getattr(args, f.name) for f in fields(AblationConfig) if getattr(args, f.name) is not None}
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     vgg_weights = None if args.vgg_weights == "random" else args.vgg_weights
     try:
-        config = replace(AblationConfig(), **overrides)
+        config = config_from_args(args, AblationConfig, AblationConfig())
         result = run_ablation(config, args.out, args.columns, vgg_weights)
     except (VGGWeightsUnavailable, ImageError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

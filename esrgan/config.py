@@ -7,44 +7,64 @@ Batch 16 of 128x128 HR crops, random flips and 90-degree rotations. The paper tr
 Flickr2K + OST; the defaults here train on T91 + BSD200 from ../shared/data. Step counts and
 milestones follow the official training options (PSNR: 10^6 updates; GAN: 4*10^5).
 """
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
+
+from common.config_cli import setting
 
 STAGES = ("psnr", "gan")
 
 
 @dataclass(frozen=True)
 class ESRGANConfig:
-    stage: str = "psnr"  # "psnr" (generator alone, L1) or "gan"
+    stage: str = setting("psnr", "'psnr' (generator alone, L1) or 'gan' (against the relativistic discriminator)",
+                         choices=STAGES)
     # generator (RRDBNet) and discriminator (VGG-style, 128x128 input)
-    scale: int = 4
-    num_filters: int = 64
-    num_blocks: int = 23
-    growth: int = 32
-    res_scale: float = 0.2
-    disc_filters: int = 64
+    scale: int = setting(4, "upscaling factor")
+    num_filters: int = setting(64, "filters of the generator's trunk")
+    num_blocks: int = setting(23, "RRDB blocks of the generator")
+    growth: int = setting(32, "growth channels of each dense block")
+    res_scale: float = setting(0.2, "residual scaling inside the RRDBs")
+    disc_filters: int = setting(64, "filters of the discriminator's first convolution (doubled per stage)")
     # data: random HR crops (flipped, rotated), LR made by the degradation on the fly
-    train_data: tuple = ("T91", "BSD200")  # folders under ../shared/data, or paths
-    degradation: str = "bicubic"
-    hr_patch: int = 128
-    batch_size: int = 16
+    train_data: tuple[str, ...] = setting(("T91", "BSD200"), "training folders under ../shared/data, or paths")
+    degradation: str = setting("bicubic", "how LR inputs are made from HR crops: bicubic, gaussian or nearest")
+    hr_patch: int = setting(128, "HR crop size (a multiple of the scale; of 32 in the gan stage)", unit="px")
+    batch_size: int = setting(16, "crops per update")
     # optimisation: Adam for both networks; lr *= lr_decay_factor after each milestone (updates)
-    lr: float = 2e-4
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    lr_milestones: tuple = (200_000, 400_000, 600_000, 800_000)
-    lr_decay_factor: float = 0.5
-    steps: int = 1_000_000
+    lr: float = setting(2e-4, "Adam learning rate of both networks")
+    beta_1: float = setting(0.9, "Adam beta_1")
+    beta_2: float = setting(0.999, "Adam beta_2")
+    lr_milestones: tuple[int, ...] = setting((200_000, 400_000, 600_000, 800_000), "lr *= --lr-decay-factor after "
+                                             "each of these updates (none given: constant)", unit="updates", nargs="*")
+    lr_decay_factor: float = setting(0.5, "learning-rate factor at each milestone")
+    steps: int = setting(1_000_000, "updates in all (a resumed run goes on to this many)", unit="steps")
     # GAN stage: L_G = perceptual_weight * L_percep + gan_weight * L_G^Ra + l1_weight * L1
-    perceptual_weight: float = 1.0
-    gan_weight: float = 5e-3
-    l1_weight: float = 1e-2
+    perceptual_weight: float = setting(1.0, "gan stage: weight of the perceptual loss L_percep")
+    perceptual: str = setting(
+        "vgg-imagenet", "feature network of L_percep: 'vgg-imagenet' (the paper; --vgg-weights), or an offline "
+        "substitute: 'vgg-random' (He-normal VGG19), 'disc-features' (the GAN's own discriminator), "
+        "'pretrained-disc' (krasserm's published SRGAN discriminator, frozen); substitutes use per-layer "
+        "normalised L1")
+    gan_weight: float = setting(5e-3, "gan stage: weight of the relativistic adversarial loss L_G^Ra")
+    l1_weight: float = setting(1e-2, "gan stage: weight of the L1 pixel loss")
+    lowpass_weight: float = setting(0.0, "gan stage: weight of an L1 term between SR and HR averaged over "
+                                    "scale x scale blocks, a colour anchor for the offline feature networks "
+                                    "(0 in the paper)")
+    # collapse guard
+    max_psnr_drop: float = setting(3.0, "gan stage: stop when validation PSNR falls this far below the start's",
+                                   unit="dB")
+    max_colour_shift: float = setting(0.02, "gan stage: ... or the outputs' mean colour moves this much farther "
+                                      "from the LR's than at the start", unit="of the 0-1 range")
+    d_saturation: float = setting(1e-4, "gan stage: ... or D_Ra(HR) > 1 - this and D_Ra(SR) < this in 3 logs in a "
+                                  "row (0: off)")
     # bookkeeping
-    val_data: str = "Set5"
-    val_samples: tuple = ("butterfly",)  # validation images logged to TensorBoard
-    validate_every: int = 5000
-    checkpoint_every: int = 1000
-    log_every: int = 100
-    seed: int = 0
+    val_data: str = setting("Set5", "validation folder under ../shared/data, or a path")
+    val_samples: tuple[str, ...] = setting(("butterfly",), "validation images logged to TensorBoard (none given: "
+                                           "the first)", nargs="*")
+    validate_every: int = setting(5000, "steps between validations on --val-data", unit="steps")
+    checkpoint_every: int = setting(1000, "steps between checkpoints", unit="steps")
+    log_every: int = setting(100, "steps between loss logs (history.jsonl, TensorBoard)", unit="steps")
+    seed: int = setting(0, "random seed of the first weights and the data order")
 
     def __post_init__(self):
         if self.stage not in STAGES:
@@ -53,6 +73,10 @@ class ESRGANConfig:
             raise ValueError(f"hr_patch {self.hr_patch} is not a multiple of the scale {self.scale}")
         if self.stage == "gan" and self.hr_patch % 32:
             raise ValueError(f"the discriminator needs hr_patch to be a multiple of 32, not {self.hr_patch}")
+        from common.perceptual import PERCEPTUAL_NETWORKS
+
+        if self.perceptual not in PERCEPTUAL_NETWORKS:
+            raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL_NETWORKS)}, not {self.perceptual!r}")
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m < 1 for m in self.lr_milestones):
             raise ValueError(f"lr_milestones must be increasing positive steps, not {self.lr_milestones}")
 
@@ -77,6 +101,11 @@ PRESETS = {
     # twice. About 2-2.5 s per update on the shared 2-core machine (load ~15); growth 32 costs 3.2 s.
     "cpu": replace(_PSNR, num_filters=32, num_blocks=6, growth=16, hr_patch=64, steps=10_000,
                    lr_milestones=(5_000, 7_500), validate_every=1000, checkpoint_every=500, log_every=50),
+    # The gan stage of the cpu preset on the 2-core CPU (--init esrgan/weights/rrdb_x4.h5): the paper's
+    # loss weights with an offline perceptual network, batch 8 of 64-px crops, guarded.
+    "gan-cpu": replace(_GAN, num_filters=32, num_blocks=6, growth=16, hr_patch=64, batch_size=8,
+                       perceptual="vgg-random", steps=2000, lr_milestones=(), validate_every=100,
+                       checkpoint_every=100, log_every=20),
     # A few seconds on a CPU: smoke tests of the whole pipeline, not a useful model.
     "tiny": ESRGANConfig(num_filters=8, num_blocks=1, growth=4, disc_filters=8, hr_patch=32, batch_size=2,
                          steps=4, lr_milestones=(2,), validate_every=2, checkpoint_every=2, log_every=1),
@@ -85,10 +114,6 @@ PRESETS = {
 
 def default_preset(stage: str) -> str:
     return "gan" if stage == "gan" else "psnr"
-
-
-def config_fields() -> list:
-    return list(fields(ESRGANConfig))
 
 
 def with_overrides(config: ESRGANConfig, **overrides) -> ESRGANConfig:

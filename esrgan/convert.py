@@ -12,16 +12,14 @@ num_blocks, num_filters, growth and scale are read from the tensor shapes. PyTor
 to read the file.
 """
 import argparse
-import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import common  # noqa: F401  (quiet TensorFlow import)
 import numpy as np
 
+from common.checkpoints import save_model
 from esrgan.models import keras_name, rrdb_generator
 
 
@@ -155,30 +153,6 @@ def state_dict_to_keras(sd):
     return model, args, scheme
 
 
-def _atomic_save(model, out, meta):
-    out = Path(out)
-    try:
-        from common.checkpoints import save_model
-    except ImportError:
-        save_model = None
-    if save_model is not None:
-        save_model(model, str(out), meta)
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5", prefix=f".{out.stem}-", dir=out.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    fd, tmp = tempfile.mkstemp(suffix=".json", prefix=f".{out.stem}-", dir=out.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(meta, f, indent=2)
-    os.replace(tmp, out.with_suffix(".json"))
-
-
 def convert(pth, out, key=None):
     """Convert `pth` to a Keras model saved at `out` (.h5); returns the metadata written."""
     model, args, scheme = state_dict_to_keras(load_state_dict(pth, key))
@@ -187,7 +161,7 @@ def convert(pth, out, key=None):
             "source": Path(pth).name, "source_scheme": scheme}
     if args["unshuffle"] > 1:
         meta["min_input_size"] = args["unshuffle"]  # and sides must be multiples of it
-    _atomic_save(model, out, meta)
+    save_model(model, out, meta)  # X.h5, X.weights.h5 and X.json, atomically
     return meta
 
 

@@ -1,7 +1,7 @@
 """Evaluate an ESRGAN-chapter generator with the field's protocol (PSNR/SSIM on Y), optionally NIQE.
 
     python -m esrgan.evaluate --data ../shared/data/Set5 --scale 4 [--weights FILE] [--json OUT] [--niqe] \
-        [--self-ensemble]
+        [--self-ensemble] [--precision float32|bfloat16|auto] [--backend auto|tensorflow|openvino|onnxruntime]
 
 --weights is a checkpoint (default esrgan/weights/rrdb_x4.h5) or a named weight source of
 common.checkpoints.load_model (krasserm:srresnet, krasserm:srgan). The JSON is the common
@@ -16,25 +16,34 @@ import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, checkpoint_paths, load_model
-from common.evaluate import (add_precision_argument, add_self_ensemble_argument, chosen_precision,
-                             evaluate_model, format_report, write_json)
+from common.evaluate import (add_backend_argument, add_precision_argument, add_self_ensemble_argument, announce,
+                             chosen_precision, evaluate_model, format_report, write_json)
 from common.images import ImageError, to_uint8
-from common.inference import set_precision, upscale
+from common.upscaler import Upscaler
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "rrdb_x4.h5"
 MISSING_HINT = ("train one (python -m esrgan.train --stage psnr|gan --export FILE), convert the official "
                 "weights (python -m esrgan.convert RRDB_ESRGAN_x4.pth -o FILE) or pass --weights FILE")
 
 
-def load_weights(spec=None):
-    """(model, meta, name) for a checkpoint or a named weight source (default DEFAULT_WEIGHTS)."""
+def weights_spec(spec=None) -> str:
+    """The checkpoint or named weight source to use (default DEFAULT_WEIGHTS, which must exist)."""
     if spec is None:
         if not any(p.is_file() for p in checkpoint_paths(DEFAULT_WEIGHTS)[:2]):
             raise CheckpointError(f"no weights given and {DEFAULT_WEIGHTS} not found: {MISSING_HINT}")
         spec = str(DEFAULT_WEIGHTS)
+    return spec
+
+
+def display_name(spec: str, meta: dict) -> str:
+    return meta.get("display_name") or (spec if ":" in spec else Path(spec).stem)
+
+
+def load_weights(spec=None):
+    """(model, meta, name) for a checkpoint or a named weight source (default DEFAULT_WEIGHTS)."""
+    spec = weights_spec(spec)
     model, meta = load_model(spec)
-    name = meta.get("display_name") or (spec if ":" in spec else Path(spec).stem)
-    return model, meta, name
+    return model, meta, display_name(spec, meta)
 
 
 def image_niqe(sr, scale: int):
@@ -53,20 +62,28 @@ def mean_or_none(values):
 
 
 def evaluate(model, meta, data_dir, scale: int, degradation: str = "bicubic", name: str = "model",
-             with_niqe: bool = False, progress: bool = False, self_ensemble: bool = False) -> dict:
-    """The common evaluation dict of `model`, plus "niqe" per image and mean when `with_niqe`;
-    `self_ensemble` scores the mean over each image's 8 flips/rotations."""
-    if meta.get("scale") not in (None, scale):
-        raise ValueError(f"{name}: model is x{meta['scale']}, not x{scale}")
+             with_niqe: bool = False, progress: bool = False, self_ensemble: bool = False,
+             precision: str = "float32", backend: str = "auto") -> dict:
+    """The common evaluation dict of `model` (a Keras model with its `meta`, a checkpoint spec with
+    meta None, or an Upscaler), plus "niqe" per image and mean when `with_niqe`; `self_ensemble`
+    scores the mean over each image's 8 flips/rotations."""
+    if isinstance(model, Upscaler):
+        upscaler = model
+        upscaler.self_ensemble = self_ensemble
+    else:
+        upscaler = Upscaler(model, meta, backend=backend, precision=precision, self_ensemble=self_ensemble)
+    if upscaler.meta.get("scale") not in (None, scale):
+        raise ValueError(f"{name}: model is x{upscaler.meta['scale']}, not x{scale}")
     scores = []
 
     def upscale_fn(lr):
-        sr = upscale(lr, model, meta, self_ensemble=self_ensemble)
+        sr = upscaler(lr)
         if with_niqe:
             scores.append(image_niqe(sr, scale))
         return sr
 
-    result = evaluate_model(upscale_fn, data_dir, scale, degradation, name=name, progress=progress)
+    result = evaluate_model(upscale_fn, data_dir, scale, degradation, name=name, progress=progress,
+                            backend=upscaler.backend)
     if self_ensemble:  # done inside upscale_fn, so that NIQE sees the ensembled image
         result["self_ensemble"] = True
     if with_niqe:
@@ -85,14 +102,16 @@ def main(argv=None) -> int:
     parser.add_argument("--degradation", default="bicubic")
     parser.add_argument("--json", help="write the results here (the common evaluation JSON)")
     add_precision_argument(parser)
+    add_backend_argument(parser)
     parser.add_argument("--niqe", action="store_true", help="also compute NIQE (no-reference; lower is better)")
     add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
     try:
-        set_precision(chosen_precision(args.precision))
-        model, meta, name = load_weights(args.weights)
-        result = evaluate(model, meta, args.data, args.scale, args.degradation, name, args.niqe, progress=True,
-                          self_ensemble=args.self_ensemble)
+        spec = weights_spec(args.weights)
+        upscaler = Upscaler(spec, backend=args.backend, precision=chosen_precision(args.precision))
+        announce(upscaler)
+        result = evaluate(upscaler, None, args.data, args.scale, args.degradation, display_name(spec, upscaler.meta),
+                          args.niqe, progress=True, self_ensemble=args.self_ensemble)
     except (ImageError, CheckpointError, ValueError, OSError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,6 @@ thesis's figures 2 and 11. The two checkpoints must share one architecture (RRDB
 """
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -24,7 +23,8 @@ import numpy as np
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, load_model
 from common.data import eval_pairs
-from common.images import ImageError, atomic_write_bytes, to_uint8, write_image
+from common.files import atomic_write_bytes, write_json
+from common.images import ImageError, to_uint8, write_image
 from common.inference import upscale
 from common.metrics import psnr, ssim
 from esrgan.evaluate import image_niqe, mean_or_none
@@ -145,29 +145,38 @@ def sweep(psnr_spec: str, gan_spec: str, data_dir, alphas=DEFAULT_ALPHAS, scale:
 
 def plot(result: dict, path) -> Path:
     """The perception-distortion plane: NIQE (lower is better) against PSNR, one curve per method."""
+    return plot_pairs([(None, result)], path)
+
+
+def plot_pairs(labelled: list, path) -> Path:
+    """Several sweeps [(label, result)] in one perception-distortion plane: network interpolation
+    solid, pixel interpolation dashed, one colour per pair (one pair: the colour per method)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
-    styles = {"network": ("o-", "tab:red", "network interpolation"),
-              "pixel": ("s--", "tab:blue", "image (pixel) interpolation")}
-    for method in METHODS:
-        points = [(r["psnr"], r.get("niqe"), r["alpha"]) for r in result[method] if r.get("niqe") is not None]
-        if not points:
-            continue
-        fmt, color, label = styles[method]
-        xs, ys, alphas = zip(*points)
-        ax.plot(xs, ys, fmt, color=color, label=label, markersize=5)
-        for x, y, a in zip(xs, ys, alphas):
-            ax.annotate(f"{a:g}", (x, y), textcoords="offset points", xytext=(5, 4 if method == "network" else -11),
-                        fontsize=8, color=color)
+    colours = ["tab:red", "tab:green", "tab:purple", "tab:orange"]
+    for i, (label, result) in enumerate(labelled):
+        for method in METHODS:
+            points = [(r["psnr"], r.get("niqe"), r["alpha"]) for r in result[method] if r.get("niqe") is not None]
+            if not points:
+                continue
+            colour = ("tab:red" if method == "network" else "tab:blue") if len(labelled) == 1 else colours[i % 4]
+            name = "network interpolation" if method == "network" else "image (pixel) interpolation"
+            xs, ys, alphas = zip(*points)
+            ax.plot(xs, ys, "o-" if method == "network" else "s--", color=colour, markersize=5,
+                    label=f"{label}: {name}" if label else name, alpha=1.0 if method == "network" else 0.6)
+            for x, y, a in zip(xs, ys, alphas):
+                ax.annotate(f"{a:g}", (x, y), textcoords="offset points",
+                            xytext=(5, 4 if method == "network" else -11), fontsize=7, color=colour)
+    first = labelled[0][1]
     ax.set_xlabel("PSNR (dB, Y channel)  - higher: less distortion")
     ax.set_ylabel("NIQE  - lower: more natural")
-    ax.set_title(f"Perception-distortion, {result['dataset']} x{result['scale']} (labels: alpha)")
+    ax.set_title(f"Perception-distortion, {first['dataset']} x{first['scale']} (labels: alpha)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7 if len(labelled) > 1 else 10)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -212,7 +221,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "sweep.json", (json.dumps(result, indent=2) + "\n").encode())
+    write_json(out / "sweep.json", result)
     plot(result, out / "sweep.png")
     print(format_table(result))
     print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")

@@ -20,16 +20,18 @@ from pathlib import Path
 import keras
 
 import common  # noqa: F401  (quiet TensorFlow import)
-from common.chapter import (InitError, Session, add_common_arguments, add_config_arguments, config_overrides,
-                            fit_and_export, generator_session, init_generator, resolve_init,  # noqa: F401
+from common.chapter import (InitError, Session, fit_and_export, generator_parser, generator_session, init_generator, resolve_init,  # noqa: F401
                             run_cli)  # init_generator: re-exported for the chapter's users
 from common.training import make_strategy
+from common.perceptual import FeatureLoss, LowPassLoss, frozen, hidden_layers
 from common.vgg import vgg_features
-from esrgan.config import PRESETS, STAGES, ESRGANConfig, config_fields, default_preset, with_overrides
+from common.config_cli import config_from_args
+from esrgan.config import PRESETS, ESRGANConfig, default_preset
 from esrgan.gan import ESRGAN, PSNRTrainer
 from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
                            RelativisticGeneratorLoss)
 from esrgan.models import discriminator, rrdb_generator
+from srgan.losses import SumOfLosses
 
 PERCEPTUAL_LAYER = "conv5_4"  # VGG19, before its ReLU
 
@@ -52,15 +54,56 @@ def make_optimizer(config: ESRGANConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate(config), beta_1=config.beta_1, beta_2=config.beta_2)
 
 
-def make_losses(config: ESRGANConfig, vgg_weights="imagenet"):
-    """(GeneratorLoss, RelativisticDiscriminatorLoss) of the GAN stage; VGG19 conv5_4 before ReLU."""
-    features = vgg_features((PERCEPTUAL_LAYER,), before_activation=True, weights=vgg_weights)
-    g_loss = GeneratorLoss(PerceptualLoss(features, config.perceptual_weight),
-                           RelativisticGeneratorLoss(config.gan_weight), L1Loss(config.l1_weight))
+# Discriminator layers of the substitutes, one per resolution: ESRGAN's own VGG-style discriminator,
+# and krasserm's SRGAN discriminator.
+DISC_LAYERS = {"disc-features": ("lrelu0_1", "lrelu1_1", "lrelu2_1", "lrelu3_1", "lrelu4_1"),
+               "pretrained-disc": ("lrelu1", "lrelu3", "lrelu5", "lrelu7")}
+
+
+def perceptual_loss(config: ESRGANConfig, vgg_weights="imagenet", discriminator=None):
+    """L_percep on the configured feature network (see ESRGANConfig.perceptual)."""
+    if config.perceptual == "vgg-imagenet":
+        return PerceptualLoss(vgg_features((PERCEPTUAL_LAYER,), before_activation=True, weights=vgg_weights),
+                              config.perceptual_weight)
+    if config.perceptual == "vgg-random":
+        network = vgg_features((PERCEPTUAL_LAYER,), before_activation=True, weights=None, random_init="he_normal")
+        return FeatureLoss(network, "l1", normalise=True, weight=config.perceptual_weight,
+                           description=perceptual_description(config, vgg_weights))
+    if config.perceptual == "disc-features":
+        network, to_input = hidden_layers(discriminator, DISC_LAYERS["disc-features"]), None
+    else:  # the published SRGAN discriminator (input [-1, 1]) as a fixed feature network
+        from srgan.krasserm import load_krasserm_discriminator
+
+        network = hidden_layers(frozen(load_krasserm_discriminator()), DISC_LAYERS["pretrained-disc"])
+        to_input = lambda x: x * 2.0 - 1.0  # noqa: E731
+    return FeatureLoss(network, "l1", normalise=True, weight=config.perceptual_weight, to_input=to_input,
+                       description=perceptual_description(config, vgg_weights))
+
+
+def perceptual_description(config: ESRGANConfig, vgg_weights) -> str:
+    """Which feature network L_percep used, for the checkpoint's JSON and the README."""
+    if config.perceptual == "vgg-imagenet":
+        source = "random (untrained, glorot)" if vgg_weights is None else f"ImageNet ({vgg_weights})"
+        return f"VGG19 {PERCEPTUAL_LAYER} before ReLU, {source} weights, L1"
+    if config.perceptual == "vgg-random":
+        return (f"VGG19 {PERCEPTUAL_LAYER} before ReLU, random He-normal weights (seed {config.seed}), "
+                "L1 normalised per layer")
+    whose = "the GAN's own discriminator" if config.perceptual == "disc-features" else \
+        "krasserm's published SRGAN discriminator (frozen)"
+    return f"{whose}: {', '.join(DISC_LAYERS[config.perceptual])}, L1 normalised per layer"
+
+
+def make_losses(config: ESRGANConfig, vgg_weights="imagenet", discriminator=None):
+    """(GeneratorLoss, RelativisticDiscriminatorLoss) of the GAN stage."""
+    pixel = L1Loss(config.l1_weight)
+    if config.lowpass_weight:
+        pixel = SumOfLosses(pixel, LowPassLoss(config.scale, config.lowpass_weight))
+    g_loss = GeneratorLoss(perceptual_loss(config, vgg_weights, discriminator),
+                           RelativisticGeneratorLoss(config.gan_weight), pixel)
     return g_loss, RelativisticDiscriminatorLoss()
 
 
-def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None) -> dict:
+def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None, vgg_weights="imagenet") -> dict:
     meta = {
         "architecture": "rrdb_generator",
         "args": config.generator_args(),
@@ -79,7 +122,8 @@ def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None) -> di
     }
     if config.stage == "gan":
         meta.update(perceptual_weight=config.perceptual_weight, gan_weight=config.gan_weight,
-                    l1_weight=config.l1_weight, perceptual_layer=f"vgg19 {PERCEPTUAL_LAYER} before ReLU",
+                    l1_weight=config.l1_weight, perceptual=perceptual_description(config, vgg_weights),
+                    lowpass_weight=config.lowpass_weight,
                     init=None if init is None else str(init))
     return meta
 
@@ -93,7 +137,8 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
 
     with strategy.scope():
         # The VGG loss first: a missing VGG19 weights file stops the run before anything is written.
-        losses = make_losses(config, vgg_weights) if config.stage == "gan" else None
+        on_disc = config.perceptual == "disc-features"
+        losses = make_losses(config, vgg_weights) if config.stage == "gan" and not on_disc else None
         generator = rrdb_generator(**config.generator_args())
         g_optimizer = make_optimizer(config)
         trackables = {"generator": generator, "g_optimizer": g_optimizer}
@@ -102,6 +147,8 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
             model.compile(g_optimizer)
         else:
             disc = discriminator(**config.discriminator_args())
+            if on_disc:
+                losses = make_losses(config, vgg_weights, disc)
             d_optimizer = make_optimizer(config)
             model = ESRGAN(generator, disc, *losses)
             model.compile(g_optimizer, d_optimizer)
@@ -109,36 +156,36 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
 
     run_config = {**asdict(config), "strategy": strategy_name, "vgg_weights": str(vgg_weights)}
     return generator_session(config, run_dir, strategy, model, trackables, init, name=f"esrgan-{config.stage}",
-                             meta=checkpoint_meta(config, 0, None), batch_size=config.batch_size,
-                             run_config=run_config, progress=progress)
+                             meta=checkpoint_meta(config, 0, None, vgg_weights=vgg_weights), batch_size=config.batch_size,
+                             run_config=run_config, progress=progress, guarded=config.stage == "gan")
 
 
 def train(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=None, export=None,
           vgg_weights="imagenet", progress: bool = True) -> dict:
     """Run (or resume) one stage; returns the Trainer's result plus "exported" (a path or None)."""
     session = build(config, run_dir, strategy_name, init, vgg_weights, progress)
-    return fit_and_export(session, run_dir, export, lambda step, psnr: checkpoint_meta(config, step, psnr, session.init),
+    return fit_and_export(session, run_dir, export, lambda step, psnr: checkpoint_meta(config, step, psnr, session.init, vgg_weights),
                           best=config.stage == "psnr", display=display_name(config), progress=progress)
 
 
 # --- command line -------------------------------------------------------------------------------
 
 
+def build_parser() -> argparse.ArgumentParser:
+    return generator_parser(
+        "python -m esrgan.train", __doc__.split("\n")[0], PRESETS, ESRGANConfig, "psnr",
+        preset_help="a configuration (default: the paper's, psnr or gan after --stage); "
+        "--stage changes only the stage, not the preset's learning rates",
+        stage_name="PSNR-stage", gan_stage_init="the psnr run of the preset")
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m esrgan.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=STAGES, help="default: the preset's stage (psnr)")
-    parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="a configuration (default: the paper's, psnr or gan after --stage); "
-                        "--stage changes only the stage, not the preset's learning rates")
-    add_common_arguments(parser, "PSNR-stage", "the psnr run of the preset")
-    add_config_arguments(parser, ESRGANConfig, skip={"stage"})
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def resolve_config(args) -> tuple[str, ESRGANConfig]:
-    name = args.preset or default_preset(args.stage or "psnr")
-    overrides = config_overrides(args, config_fields())
-    return name, with_overrides(PRESETS[name], **overrides)
+    name = args.preset or default_preset(getattr(args, "stage", "psnr"))
+    return name, config_from_args(args, ESRGANConfig, PRESETS[name])
 
 
 def default_run_dir(preset: str, stage: str) -> Path:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from common import upscale_cli
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "rrdb_x4.h5"
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+# The chapter's GAN model (ESRGAN) when shipped, else its PSNR-oriented generator (rrdb_x4.h5).
+DEFAULT_WEIGHTS = WEIGHTS / "esrgan_x4.h5" if (WEIGHTS / "esrgan_x4.h5").is_file() else WEIGHTS / "rrdb_x4.h5"
 DEFAULT_SCALE = 4
 
 

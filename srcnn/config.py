@@ -1,33 +1,37 @@
 """SRCNN hyperparameters: the paper's recipe and a faster Adam preset."""
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
+
+from common.config_cli import setting
 
 
 @dataclass(frozen=True)
 class SRCNNConfig:
-    scales: tuple = (3,)  # one model per scale, or several: one multi-scale model
-    f1: int = 9
-    f2: int = 5
-    f3: int = 5
-    n1: int = 64
-    n2: int = 32
-    color: str = "y"  # "y" (the paper) or "rgb"
-    degradation: str = "bicubic"
-    train_data: tuple = ("T91",)  # folders under ../shared/data, or paths
-    patch: int = 33  # input sub-image size
-    stride: int | None = 14  # sub-image grid as in the paper; None = random crops
-    batch_size: int = 128
-    optimizer: str = "sgd"  # "sgd" (momentum 0.9) or "adam"
-    lr: float = 1e-4
-    last_layer_lr: float = 1e-5
-    momentum: float = 0.9
-    lr_decay: str = "constant"  # "constant" or "cosine" (to lr * 1e-2)
-    warmup_steps: int = 0  # linear ramp from 0 to lr first (keeps --init weights safe with Adam)
-    steps: int = 1_000_000
-    validate_every: int = 2000
-    checkpoint_every: int = 2000
-    log_every: int = 100
-    val_data: str = "Set5"
-    seed: int = 0
+    scales: tuple[int, ...] = setting((3,), "upscaling factors: one model per scale, or several: one multi-scale "
+                                      "model (each batch mixes the scales)")
+    f1: int = setting(9, "kernel size of conv1 (patch extraction)", unit="px")
+    f2: int = setting(5, "kernel size of conv2 (non-linear mapping; 1, 3 or 5 in the paper)", unit="px")
+    f3: int = setting(5, "kernel size of conv3 (reconstruction)", unit="px")
+    n1: int = setting(64, "filters of conv1")
+    n2: int = setting(32, "filters of conv2")
+    color: str = setting("y", "channels the network sees: 'y' (the paper; Cb/Cr upscaled bicubically) or 'rgb'")
+    degradation: str = setting("bicubic", "how LR inputs are made from HR images: bicubic, gaussian or nearest")
+    train_data: tuple[str, ...] = setting(("T91",), "training folders under ../shared/data, or paths")
+    patch: int = setting(33, "input sub-image size", unit="px")
+    stride: int | None = setting(14, "step of the paper's grid of sub-images; none or 0: random crops", unit="px")
+    batch_size: int = setting(128, "sub-images per step")
+    optimizer: str = setting("sgd", "'sgd' (with --momentum) or 'adam'")
+    lr: float = setting(1e-4, "learning rate of conv1 and conv2")
+    last_layer_lr: float = setting(1e-5, "learning rate of conv3 (the paper: 10x smaller)")
+    momentum: float = setting(0.9, "SGD momentum")
+    lr_decay: str = setting("constant", "'constant' or 'cosine' (to lr * 1e-2 at the last step)")
+    warmup_steps: int = setting(0, "linear ramp from 0 to lr first (keeps --init weights safe with Adam)",
+                                unit="steps")
+    steps: int = setting(1_000_000, "training steps in all (a resumed run goes on to this many)", unit="steps")
+    validate_every: int = setting(2000, "steps between validations on --val-data (the best is kept)", unit="steps")
+    checkpoint_every: int = setting(2000, "steps between checkpoints", unit="steps")
+    log_every: int = setting(100, "steps between loss logs (history.jsonl, TensorBoard)", unit="steps")
+    val_data: str = setting("Set5", "validation folder under ../shared/data, or a path")
+    seed: int = setting(0, "random seed of the first weights and the data order")
     architecture_args: dict = field(default_factory=dict)
 
     def model_args(self) -> dict:
@@ -46,10 +50,6 @@ PRESETS = {
         validate_every=250, checkpoint_every=250,
     ),
 }
-
-
-def config_fields() -> list:
-    return [f for f in fields(SRCNNConfig) if f.name != "architecture_args"]
 
 
 def with_overrides(config: SRCNNConfig, **overrides) -> SRCNNConfig:

@@ -1,7 +1,7 @@
 """Evaluate SRCNN against bicubic, the paper's way.
 
     python -m srcnn.evaluate --data ../shared/data/Set5 --scale 3 [--weights FILE] [--json OUT] \
-        [--precision float32|bfloat16|auto] [--self-ensemble]
+        [--precision float32|bfloat16|auto] [--backend auto|tensorflow|openvino|onnxruntime] [--self-ensemble]
     python -m srcnn.evaluate --table [--self-ensemble]   # bicubic vs SRCNN (and SRCNN+), Set5 + Set14, x2-x4
     python -m srcnn.evaluate --data DIR --scale 2 --weights ../shared/reference-models/srcnn_v4.h5 \
         --protocol thesis                        # the thesis checkpoint on its own degradation
@@ -18,8 +18,9 @@ import common  # noqa: F401
 from common import evaluate as ev
 from common.checkpoints import CheckpointError, load_model
 from common.images import ImageError
-from common.inference import upscale
+from common.backends import prepare
 from common.paths import resolve_data
+from common.upscaler import Upscaler
 from srcnn.thesis import is_keras2_srcnn, load_thesis_checkpoint, thesis_upsample
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -38,20 +39,29 @@ def load_srcnn(weights, scale: int):
     return load_model(weights)
 
 
-def srcnn_upscaler(model, meta, protocol: str = "standard", precision: str = "float32"):
+def srcnn_upscaler(weights, scale: int, protocol: str = "standard", precision: str = "float32",
+                   backend: str = "auto"):
+    """(LR image -> SR image, the Upscaler) for our checkpoints or the thesis's Keras-2 file."""
+    prepared = prepare(weights, backend, precision)
+    meta = dict(prepared.meta)
+    if is_keras2_srcnn(weights):
+        meta["scale"] = scale  # one set of weights for any scale (load_thesis_checkpoint's argument)
     if protocol == "thesis":
-        pre = {**meta, "scale": 1}  # the input is already upscaled (and JPEG-compressed)
-        return lambda lr: upscale(thesis_upsample(lr, meta["scale"]), model, pre, precision=precision)
-    return lambda lr: upscale(lr, model, meta, precision=precision)
+        # the input is already upscaled (and JPEG-compressed)
+        upscaler = Upscaler(prepared, {**meta, "scale": 1}, precision=precision)
+        return (lambda lr: upscaler(thesis_upsample(lr, meta["scale"]))), upscaler
+    upscaler = Upscaler(prepared, meta, precision=precision)
+    return upscaler, upscaler
 
 
 def evaluate(weights, data, scale: int, protocol: str = "standard", degradation="bicubic",
-             name=None, precision: str = "float32", self_ensemble: bool = False) -> dict:
-    model, meta = load_srcnn(weights, scale)
+             name=None, precision: str = "float32", self_ensemble: bool = False, backend: str = "auto") -> dict:
     if protocol == "thesis":
         degradation = "nearest"
-    result = ev.evaluate_model(srcnn_upscaler(model, meta, protocol, precision), resolve_data(data), scale,
-                               degradation, name or Path(weights).stem, self_ensemble=self_ensemble)
+    fn, upscaler = srcnn_upscaler(weights, scale, protocol, precision, backend)
+    ev.announce(upscaler)
+    result = ev.evaluate_model(fn, resolve_data(data), scale, degradation, name or Path(weights).stem,
+                               self_ensemble=self_ensemble, backend=upscaler.backend)
     if protocol == "thesis":
         result["degradation"] = "thesis (nearest, bicubic up, JPEG q75)"
     return result
@@ -67,7 +77,7 @@ def bicubic(data, scale: int, protocol: str = "standard") -> dict:
 
 
 def table(datasets=("Set5", "Set14"), scales=(2, 3, 4), thesis_weights=THESIS_CHECKPOINT,
-          precision: str = "float32", self_ensemble: bool = False) -> list[dict]:
+          precision: str = "float32", self_ensemble: bool = False, backend: str = "auto") -> list[dict]:
     """Bicubic vs SRCNN rows (the SRCNN paper's Table 2 layout) plus the thesis checkpoint;
     with `self_ensemble` a "srcnn+" row (8 flips/rotations averaged) after each shipped one."""
     rows = []
@@ -76,16 +86,16 @@ def table(datasets=("Set5", "Set14"), scales=(2, 3, 4), thesis_weights=THESIS_CH
             rows.append(bicubic(data, scale))
             if default_weights(scale).exists():
                 rows.append(evaluate(default_weights(scale), data, scale, name="srcnn (shipped)",
-                                     precision=precision))
+                                     precision=precision, backend=backend))
                 if self_ensemble:
                     rows.append(evaluate(default_weights(scale), data, scale, name="srcnn+ (shipped)",
-                                         precision=precision, self_ensemble=True))
+                                         precision=precision, self_ensemble=True, backend=backend))
         if Path(thesis_weights).exists():
             for protocol in PROTOCOLS:
                 if protocol == "thesis":
                     rows.append(bicubic(data, 2, protocol))
                 rows.append(evaluate(thesis_weights, data, 2, protocol, name="srcnn_v4 (thesis)",
-                                     precision=precision))
+                                     precision=precision, backend=backend))
     return rows
 
 
@@ -107,12 +117,13 @@ def main(argv=None) -> int:
     parser.add_argument("--degradation", default="bicubic")
     parser.add_argument("--json")
     ev.add_precision_argument(parser)
+    ev.add_backend_argument(parser)
     ev.add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
     try:
         precision = ev.chosen_precision(args.precision)
         if args.table:
-            rows = table(precision=precision, self_ensemble=args.self_ensemble)
+            rows = table(precision=precision, self_ensemble=args.self_ensemble, backend=args.backend)
             print(format_table(rows))
             if args.json:
                 ev.write_json(rows, args.json)
@@ -121,7 +132,7 @@ def main(argv=None) -> int:
             parser.error("--data is required (or use --table)")
         weights = args.weights or default_weights(args.scale)
         result = evaluate(weights, args.data, args.scale, args.protocol, args.degradation,
-                          precision=precision, self_ensemble=args.self_ensemble)
+                          precision=precision, self_ensemble=args.self_ensemble, backend=args.backend)
         print(ev.format_report(result))
         if args.json:
             ev.write_json(result, args.json)

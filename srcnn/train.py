@@ -1,4 +1,4 @@
-"""Train SRCNN: python -m srcnn.train [--preset paper|adam] [--scale 3] [--steps N] ...
+"""Train SRCNN: python -m srcnn.train [--preset paper|adam] [--scales 3] [--steps N] ...
 
 Runs resume from --run-dir (default runs/srcnn_x{scales}_{preset}); the best Set5 checkpoint is
 exported with --export (e.g. 'srcnn/weights/srcnn_x{scale}.h5') together with its JSON.
@@ -12,12 +12,13 @@ import numpy as np
 import tensorflow as tf
 
 import common  # noqa: F401
-from common.chapter import InitError, has_checkpoints, init_generator
+from common.chapter import InitError, add_strategy_argument, has_checkpoints, init_generator
+from common.config_cli import add_config_arguments, config_from_args
 from common.evaluate import evaluate_model
 from common.inference import upscale
 from common.paths import resolve_data
 from common.training import Trainer, TrainingDiverged, global_average, make_strategy
-from srcnn.config import PRESETS, SRCNNConfig, config_fields, with_overrides
+from srcnn.config import PRESETS, SRCNNConfig
 from srcnn.data import sub_image_dataset, training_pairs
 from srcnn.models import border, srcnn
 
@@ -58,7 +59,7 @@ def checkpoint_meta(config: SRCNNConfig, scale: int, steps: int, val: dict | Non
 def dead_filters(model, images) -> dict:
     """{layer name: indices of ReLU filters that never fire} on `images` (inputs of the model)."""
     names = [layer.name for layer in model.layers if layer.name in ("conv1", "conv2")]
-    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
     peak = {n: None for n in names}
     for image in images:
         for n, out in zip(names, probe(image[None], training=False)):
@@ -175,36 +176,30 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
     return result
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m srcnn.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="adam", choices=sorted(PRESETS))
-    parser.add_argument("--run-dir")
-    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"])
+    parser.add_argument("--preset", default="adam", choices=sorted(PRESETS),
+                        help="a configuration: 'paper' (Dong et al.) or 'adam' (the shipped checkpoints' "
+                        "recipe) (default: adam)")
+    parser.add_argument("--run-dir", help="the run's folder: checkpoints, logs, validation; a run there resumes "
+                        "(default: runs/srcnn_x{scales}_{preset})")
+    add_strategy_argument(parser)
     parser.add_argument("--init", help="start from this checkpoint's weights (e.g. another scale)")
     parser.add_argument("--revive", action="store_true", help="with --init: re-initialise the filters whose "
                         "ReLU never fires on the first training folder (output unchanged; see revive_dead_filters)")
     parser.add_argument("--export", help="write the best model here (.h5 + .weights.h5 + .json); "
                         "{scale} in the name is replaced, one file per trained scale")
-    for f in config_fields():
-        kind = type(getattr(SRCNNConfig(), f.name))
-        if f.name == "train_data":
-            parser.add_argument("--train-data", nargs="+")
-        elif f.name == "scales":
-            parser.add_argument("--scales", nargs="+", type=int)
-        elif f.name == "stride":
-            parser.add_argument("--stride", type=lambda s: None if s in ("none", "0") else int(s))
-        else:
-            parser.add_argument("--" + f.name.replace("_", "-"), type=kind)
-    return parser.parse_args(argv)
+    add_config_arguments(parser, SRCNNConfig, shown=PRESETS["adam"], shown_name="adam", skip={"architecture_args"})
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    overrides = {f.name: getattr(args, f.name) for f in config_fields()}
-    for key in ("train_data", "scales"):
-        if overrides[key]:
-            overrides[key] = tuple(overrides[key])
-    config = with_overrides(PRESETS[args.preset], **overrides)
+    config = config_from_args(args, SRCNNConfig, PRESETS[args.preset])
     run_dir = args.run_dir or f"runs/srcnn_x{''.join(map(str, config.scales))}_{args.preset}"
     try:
         train(config, run_dir, args.strategy, args.init, args.export, revive=args.revive)

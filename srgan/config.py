@@ -5,7 +5,9 @@ the discriminator, starting from a pretrained SRResNet. The paper trained on 350
 images (SRResNet 10^6 updates; SRGAN 10^5 updates at 1e-4, then 10^5 at 1e-5); the defaults
 here train on T91 + BSD200 from ../shared/data, so expect lower numbers than the paper's.
 """
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
+
+from common.config_cli import setting
 
 STAGES = ("pretrain", "gan")
 CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
@@ -13,37 +15,59 @@ CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
 
 @dataclass(frozen=True)
 class SRGANConfig:
-    stage: str = "pretrain"  # "pretrain" (SRResNet alone) or "gan"
-    content_loss: str = "mse"  # "mse", "vgg22" or "vgg54" (VGG19 features / 12.75)
+    stage: str = setting("pretrain", "'pretrain' (SRResNet alone) or 'gan' (against the discriminator)",
+                         choices=STAGES)
+    content_loss: str = setting("mse", "mse, l1, vgg22 or vgg54 (VGG19 features / 12.75)", choices=CONTENT_LOSSES)
+    perceptual: str = setting(
+        "vgg-imagenet", "feature network of vgg22/vgg54: 'vgg-imagenet' (the paper; --vgg-weights), or an offline "
+        "substitute: 'vgg-random' (He-normal VGG19), 'disc-features' (the GAN's own discriminator), "
+        "'pretrained-disc' (krasserm's published SRGAN discriminator, frozen); substitutes are normalised")
+    content_weight: float = setting(1.0, "weight of the content loss (1 in the paper)")
+    pixel_weight: float = setting(0.0, "weight of an extra L1 pixel term in the gan stage (0 in the paper)")
+    lowpass_weight: float = setting(0.0, "gan stage: weight of an L1 term between SR and HR averaged over "
+                                    "scale x scale blocks, a colour anchor for the offline feature networks "
+                                    "(0 in the paper)")
     # generator (SRResNet) and discriminator
-    scale: int = 4
-    num_filters: int = 64
-    num_blocks: int = 16
-    batch_norm: bool = True
-    disc_filters: int = 64
+    scale: int = setting(4, "upscaling factor")
+    num_filters: int = setting(64, "filters of the generator's convolutions")
+    num_blocks: int = setting(16, "residual blocks of the generator")
+    batch_norm: bool = setting(True, "batch normalisation in the generator's residual blocks")
+    tanh_output: bool = setting(False, "tanh on the generator's last layer (krasserm's published SRResNet/SRGAN "
+                                "have it)")
+    disc_filters: int = setting(64, "filters of the discriminator's first convolution (doubled per stage)")
     # data: random HR crops, LR made by the degradation on the fly
-    train_data: tuple = ("T91", "BSD200")  # folders under ../shared/data, or paths
-    degradation: str = "bicubic"
-    hr_patch: int = 96
-    batch_size: int = 16
+    train_data: tuple[str, ...] = setting(("T91", "BSD200"), "training folders under ../shared/data, or paths")
+    degradation: str = setting("bicubic", "how LR inputs are made from HR crops: bicubic, gaussian or nearest")
+    hr_patch: int = setting(96, "HR crop size (a multiple of the scale; of 16 in the gan stage)", unit="px")
+    batch_size: int = setting(16, "crops per generator update")
     # optimisation: Adam for both networks
-    lr: float = 1e-4
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    lr_decay_at: float | None = None  # fraction of `steps` after which lr *= lr_decay_factor
-    lr_decay_factor: float = 0.1
-    steps: int = 1_000_000
+    lr: float = setting(1e-4, "Adam learning rate of both networks")
+    beta_1: float = setting(0.9, "Adam beta_1")
+    beta_2: float = setting(0.999, "Adam beta_2")
+    lr_decay_at: float | None = setting(None, "fraction of --steps after which lr *= --lr-decay-factor; "
+                                        "none: constant")
+    lr_decay_factor: float = setting(0.1, "learning-rate factor at --lr-decay-at")
+    steps: int = setting(1_000_000, "generator updates in all (a resumed run goes on to this many)", unit="steps")
     # GAN stage
-    adversarial_weight: float = 1e-3
-    tv_weight: float = 0.0  # the paper's optional total-variation term: 0 or 2e-8
-    d_steps: int = 1  # k, discriminator updates per generator update (each on its own batch)
+    adversarial_weight: float = setting(1e-3, "weight of the adversarial loss (gan stage)")
+    tv_weight: float = setting(0.0, "weight of the paper's optional total-variation term: 0 or 2e-8")
+    d_steps: int = setting(1, "k, discriminator updates per generator update (each on its own batch)")
+    disc_init: str = setting("random", "discriminator's first weights: 'random' or 'krasserm' (needs --hr-patch 96)")
+    # collapse guard
+    max_psnr_drop: float = setting(3.0, "gan stage: stop when validation PSNR falls this far below the start's",
+                                   unit="dB")
+    max_colour_shift: float = setting(0.02, "gan stage: ... or the outputs' mean colour moves this much farther "
+                                      "from the LR's than at the start", unit="of the 0-1 range")
+    d_saturation: float = setting(1e-4, "gan stage: ... or D(HR) > 1 - this and D(SR) < this in 3 logs in a row "
+                                  "(0: off)")
     # bookkeeping
-    val_data: str = "Set5"
-    val_samples: tuple = ("butterfly",)  # validation images logged to TensorBoard
-    validate_every: int = 2000
-    checkpoint_every: int = 1000
-    log_every: int = 100
-    seed: int = 0
+    val_data: str = setting("Set5", "validation folder under ../shared/data, or a path")
+    val_samples: tuple[str, ...] = setting(("butterfly",), "validation images logged to TensorBoard (none given: "
+                                           "the first)", nargs="*")
+    validate_every: int = setting(2000, "steps between validations on --val-data", unit="steps")
+    checkpoint_every: int = setting(1000, "steps between checkpoints", unit="steps")
+    log_every: int = setting(100, "steps between loss logs (history.jsonl, TensorBoard)", unit="steps")
+    seed: int = setting(0, "random seed of the first weights and the data order")
 
     def __post_init__(self):
         if self.stage not in STAGES:
@@ -56,11 +80,20 @@ class SRGANConfig:
             raise ValueError(f"the discriminator needs hr_patch to be a multiple of 16, not {self.hr_patch}")
         if self.d_steps < 1:
             raise ValueError("d_steps must be at least 1")
+        from common.perceptual import PERCEPTUAL_NETWORKS
+
+        if self.perceptual not in PERCEPTUAL_NETWORKS:
+            raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL_NETWORKS)}, not {self.perceptual!r}")
+        if self.disc_init not in ("random", "krasserm"):
+            raise ValueError(f"disc_init must be random or krasserm, not {self.disc_init!r}")
+        if self.disc_init == "krasserm" and self.hr_patch != 96:
+            raise ValueError(f"krasserm's discriminator takes 96x96 crops: hr_patch must be 96, not {self.hr_patch}")
 
     def generator_args(self) -> dict:
         """Keyword arguments of srgan.models.srresnet (also the checkpoint's "args")."""
-        return dict(scale=self.scale, num_filters=self.num_filters, num_blocks=self.num_blocks,
+        args = dict(scale=self.scale, num_filters=self.num_filters, num_blocks=self.num_blocks,
                     batch_norm=self.batch_norm)
+        return {**args, "output_activation": "tanh"} if self.tanh_output else args
 
     def discriminator_args(self) -> dict:
         return dict(patch=self.hr_patch, num_filters=self.disc_filters)
@@ -87,6 +120,10 @@ PRESETS = {
     # with L1 (faster to a high PSNR than MSE), 64-px HR crops, lr 3e-4 dropping to 3e-5 at 80 %.
     "srresnet-cpu": replace(_SRRESNET, content_loss="l1", hr_patch=64, lr=3e-4, lr_decay_at=0.8,
                             steps=5600, validate_every=400, checkpoint_every=200, log_every=50),
+    # The gan stage on the 2-core CPU, from krasserm's published SRResNet-MSE (--init krasserm:srresnet):
+    # VGG54-style content loss on an offline feature network, batch 8 of 64-px crops, guarded.
+    "srgan-cpu": replace(_SRGAN, content_loss="vgg54", perceptual="vgg-random", tanh_output=True, hr_patch=64, batch_size=8,
+                         steps=2000, lr_decay_at=None, validate_every=100, checkpoint_every=100, log_every=20),
     # A few seconds on a CPU: smoke tests of the whole pipeline, not a useful model.
     "tiny": SRGANConfig(
         num_filters=8, num_blocks=1, disc_filters=8, hr_patch=32, batch_size=2, steps=4,
@@ -99,10 +136,6 @@ def preset_for(stage: str, content_loss: str) -> str:
     """The paper's preset for a stage and content loss (srresnet-vgg54 is not one of them)."""
     name = f"{'srresnet' if stage == 'pretrain' else 'srgan'}-{content_loss}"
     return name if name in PRESETS else ("srresnet-mse" if stage == "pretrain" else "srgan-vgg54")
-
-
-def config_fields() -> list:
-    return list(fields(SRGANConfig))
 
 
 def with_overrides(config: SRGANConfig, **overrides) -> SRGANConfig:

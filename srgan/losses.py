@@ -71,6 +71,19 @@ class VGGContentLoss:
         return f"VGGContentLoss(layer={self.layer!r}, weight={self.weight:g})"
 
 
+class SumOfLosses:
+    """Several (hr, sr) losses added: e.g. a feature loss plus a small pixel term."""
+
+    def __init__(self, *losses):
+        self.losses = losses
+
+    def __call__(self, hr, sr):
+        return tf.add_n([loss(hr, sr) for loss in self.losses])
+
+    def __repr__(self):
+        return " + ".join(map(repr, self.losses))
+
+
 class AdversarialLoss:
     """Generator's adversarial loss -log D(G(x)), on discriminator logits of generated images."""
 
@@ -115,10 +128,19 @@ class TotalVariation:
         return f"TotalVariation(weight={self.weight:g})"
 
 
-def content_loss(name: str, vgg_weights="imagenet", weight: float = 1.0):
-    """The paper's content losses by name: "mse" or "l1" (pixels), "vgg22" or "vgg54" (VGG19 features).
+# Discriminator layers standing in for VGG22 / VGG54 in the offline substitutes: shallow layers,
+# or one layer per resolution down to the deepest.
+DISC_LAYERS = {"vgg22": ("lrelu1", "lrelu2"), "vgg54": ("lrelu1", "lrelu3", "lrelu5", "lrelu7")}
 
-    `vgg_weights` is passed to `common.vgg.vgg_features`: "imagenet", a weights file, or None (random).
+
+def content_loss(name: str, vgg_weights="imagenet", weight: float = 1.0, perceptual: str = "vgg-imagenet",
+                 discriminator=None):
+    """The paper's content losses by name: "mse" or "l1" (pixels), "vgg22" or "vgg54" (features).
+
+    `perceptual` picks the feature network of "vgg22"/"vgg54" (see common.perceptual):
+    "vgg-imagenet" (the paper: `vgg_weights` "imagenet", a weights file, or None = random, unscaled:
+    for tests), "vgg-random" (He-normal VGG19, per-layer normalised distances), "disc-features" /
+    "pretrained-disc" (hidden layers of `discriminator`, normalised; the GAN's own or a frozen one).
     """
     if name == "mse":
         return PixelMSE(weight)
@@ -126,9 +148,22 @@ def content_loss(name: str, vgg_weights="imagenet", weight: float = 1.0):
         return PixelL1(weight)
     if name not in _VGG_LAYERS:
         raise ValueError(f"unknown content loss {name!r}; choose from {', '.join(CONTENT_LOSSES)}")
+    from common.perceptual import PERCEPTUAL_NETWORKS, FeatureLoss, hidden_layers
     from common.vgg import vgg_features
 
     layer = _VGG_LAYERS[name]
-    extractor = vgg_features(layers=(layer,), before_activation=False, weights=vgg_weights)
-    extractor.trainable = False
-    return VGGContentLoss(extractor, layer=layer, weight=weight)
+    if perceptual == "vgg-imagenet":
+        extractor = vgg_features(layers=(layer,), before_activation=False, weights=vgg_weights)
+        extractor.trainable = False
+        return VGGContentLoss(extractor, layer=layer, weight=weight)
+    if perceptual == "vgg-random":
+        extractor = vgg_features(layers=(layer,), before_activation=False, weights=None, random_init="he_normal")
+        return FeatureLoss(extractor, "l2", normalise=True, weight=weight, to_input=lambda x: (x + 1.0) * 0.5,
+                           description=f"vgg19 random (he_normal, seeded) {layer} after ReLU")
+    if perceptual in ("disc-features", "pretrained-disc"):
+        if discriminator is None:
+            raise ValueError(f"perceptual {perceptual!r} needs a discriminator")
+        layers = DISC_LAYERS[name]
+        return FeatureLoss(hidden_layers(discriminator, layers), "l2", normalise=True, weight=weight,
+                           description=f"{perceptual}: {discriminator.name} {', '.join(layers)}")
+    raise ValueError(f"unknown perceptual network {perceptual!r}; choose from {', '.join(PERCEPTUAL_NETWORKS)}")

@@ -12,19 +12,21 @@ generator with its JSON metadata.
 """
 import argparse
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 
 import common  # noqa: F401  (quiet TensorFlow import)
-from common.chapter import (InitError, Session, add_common_arguments, add_config_arguments, config_overrides,
-                            fit_and_export, generator_session, init_generator, resolve_init,  # noqa: F401
+from common.chapter import (InitError, Session, fit_and_export, generator_parser, generator_session, init_generator, resolve_init,  # noqa: F401
                             run_cli)  # init_generator: re-exported for the chapter's users
 from common.training import make_strategy
-from srgan.config import CONTENT_LOSSES, PRESETS, STAGES, SRGANConfig, config_fields, preset_for, with_overrides
+from common.config_cli import config_from_args
+from srgan.config import PRESETS, SRGANConfig, preset_for
 from srgan.gan import SRGAN, SRResNetTrainer
-from srgan.losses import AdversarialLoss, DiscriminatorLoss, TotalVariation, content_loss
+from common.perceptual import LowPassLoss, frozen
+from srgan.krasserm import load_krasserm_discriminator
+from srgan.losses import DISC_LAYERS, AdversarialLoss, DiscriminatorLoss, PixelL1, SumOfLosses, TotalVariation, content_loss
 from srgan.models import discriminator, srresnet
 
 
@@ -53,7 +55,21 @@ def make_optimizer(config: SRGANConfig, updates_per_step: int = 1) -> keras.opti
                                  beta_2=config.beta_2)
 
 
-def checkpoint_meta(config: SRGANConfig, steps: int, val_psnr, init=None) -> dict:
+def perceptual_description(config: SRGANConfig, vgg_weights) -> str:
+    """Which feature network the content loss used, for the checkpoint's JSON and the README."""
+    layer = {"vgg22": "conv2_2", "vgg54": "conv5_4"}[config.content_loss]
+    if config.perceptual == "vgg-imagenet":
+        source = "random (untrained, glorot)" if vgg_weights is None else f"ImageNet ({vgg_weights})"
+        return f"VGG19 {layer} after ReLU, {source} weights, MSE / 12.75^2"
+    if config.perceptual == "vgg-random":
+        return f"VGG19 {layer} after ReLU, random He-normal weights (seed {config.seed}), MSE normalised per layer"
+    layers = ", ".join(DISC_LAYERS[config.content_loss])
+    whose = "the GAN's own discriminator" if config.perceptual == "disc-features" else \
+        "krasserm's published SRGAN discriminator (frozen)"
+    return f"{whose}: {layers}, MSE normalised per layer"
+
+
+def checkpoint_meta(config: SRGANConfig, steps: int, val_psnr, init=None, vgg_weights="imagenet") -> dict:
     meta = {
         "architecture": "srresnet",
         "args": config.generator_args(),
@@ -73,7 +89,10 @@ def checkpoint_meta(config: SRGANConfig, steps: int, val_psnr, init=None) -> dic
     }
     if config.stage == "gan":
         meta.update(adversarial_weight=config.adversarial_weight, tv_weight=config.tv_weight,
-                    init=None if init is None else str(init))
+                    init=None if init is None else str(init), pixel_weight=config.pixel_weight,
+                    lowpass_weight=config.lowpass_weight)
+    if config.content_loss.startswith("vgg"):
+        meta.update(perceptual=perceptual_description(config, vgg_weights), content_weight=config.content_weight)
     return meta
 
 
@@ -87,15 +106,30 @@ def build(config: SRGANConfig, run_dir, strategy_name: str = "default", init=Non
 
     with strategy.scope():
         # The VGG loss first: a missing VGG19 weights file stops the run before anything is written.
-        content = content_loss(config.content_loss, vgg_weights=vgg_weights)
+        on_disc = config.perceptual in ("disc-features", "pretrained-disc") and config.content_loss.startswith("vgg")
+        if not on_disc:
+            content = content_loss(config.content_loss, vgg_weights=vgg_weights, weight=config.content_weight,
+                                   perceptual=config.perceptual)
         generator = srresnet(**config.generator_args())
         g_optimizer = make_optimizer(config)
         trackables = {"generator": generator, "g_optimizer": g_optimizer}
         if config.stage == "pretrain":
+            if on_disc:
+                raise ValueError("a discriminator feature loss needs the gan stage")
             model = SRResNetTrainer(generator, content)
             model.compile(g_optimizer)
         else:
             disc = discriminator(**config.discriminator_args())
+            if config.disc_init == "krasserm":
+                disc.set_weights(load_krasserm_discriminator().get_weights())
+            if on_disc:
+                source = disc if config.perceptual == "disc-features" else frozen(load_krasserm_discriminator())
+                content = content_loss(config.content_loss, weight=config.content_weight,
+                                       perceptual=config.perceptual, discriminator=source)
+            if config.pixel_weight:
+                content = SumOfLosses(content, PixelL1(config.pixel_weight))
+            if config.lowpass_weight:  # images in [-1, 1]: half the weight is the weight in [0, 1] units
+                content = SumOfLosses(content, LowPassLoss(config.scale, config.lowpass_weight / 2))
             d_optimizer = make_optimizer(config, updates_per_step=k)
             model = SRGAN(generator, disc, content, AdversarialLoss(config.adversarial_weight),
                           DiscriminatorLoss(), TotalVariation(config.tv_weight) if config.tv_weight else None,
@@ -106,42 +140,32 @@ def build(config: SRGANConfig, run_dir, strategy_name: str = "default", init=Non
     run_config = {**asdict(config), "variant": variant_name(config), "strategy": strategy_name,
                   "vgg_weights": str(vgg_weights)}
     return generator_session(config, run_dir, strategy, model, trackables, init, name=variant_name(config),
-                             meta=checkpoint_meta(config, 0, None), batch_size=config.batch_size * k,
-                             run_config=run_config, progress=progress)
+                             meta=checkpoint_meta(config, 0, None, vgg_weights=vgg_weights), batch_size=config.batch_size * k,
+                             run_config=run_config, progress=progress, guarded=config.stage == "gan")
 
 
 def train(config: SRGANConfig, run_dir, strategy_name: str = "default", init=None, export=None,
           vgg_weights="imagenet", progress: bool = True) -> dict:
     """Run (or resume) one stage; returns the Trainer's result plus "exported" (a path or None)."""
     session = build(config, run_dir, strategy_name, init, vgg_weights, progress)
-    return fit_and_export(session, run_dir, export, lambda step, psnr: checkpoint_meta(config, step, psnr, session.init),
+    return fit_and_export(session, run_dir, export, lambda step, psnr: checkpoint_meta(config, step, psnr, session.init, vgg_weights),
                           best=config.stage == "pretrain", display=display_name(config), progress=progress)
 
 
-def _optional_float(text: str):
-    return None if text.lower() in ("none", "off") else float(text)
+def build_parser() -> argparse.ArgumentParser:
+    return generator_parser(
+        "python -m srgan.train", __doc__.split("\n")[0], PRESETS, SRGANConfig, "srresnet-mse",
+        preset_help="a configuration (default: the paper's variant for --stage and --content-loss)",
+        stage_name="SRResNet", gan_stage_init="runs/srresnet-mse")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m srgan.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="a configuration (default: the paper's variant for --stage and --content-loss)")
-    parser.add_argument("--stage", choices=STAGES)
-    parser.add_argument("--content-loss", choices=CONTENT_LOSSES)
-    add_common_arguments(parser, "SRResNet", "runs/srresnet-mse")
-    add_config_arguments(parser, SRGANConfig, skip={"stage", "content_loss"}, special={"lr_decay_at": dict(
-        type=_optional_float, default=argparse.SUPPRESS,
-        help="fraction of the steps after which the learning rate drops ('none': never)")})
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def resolve_config(args) -> tuple[str, SRGANConfig]:
-    name = args.preset or preset_for(args.stage or "pretrain", args.content_loss or "mse")
-    overrides = config_overrides(args, config_fields())
-    config = with_overrides(PRESETS[name], **overrides)
-    if hasattr(args, "lr_decay_at"):  # an explicit 'none' must override the preset too
-        config = replace(config, lr_decay_at=args.lr_decay_at)
-    return name, config
+    name = args.preset or preset_for(getattr(args, "stage", "pretrain"), getattr(args, "content_loss", "mse"))
+    return name, config_from_args(args, SRGANConfig, PRESETS[name])
 
 
 def main(argv=None) -> int:

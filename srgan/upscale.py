@@ -11,7 +11,9 @@ from pathlib import Path
 
 from common import upscale_cli
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "srresnet_x4.h5"
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+# The chapter's GAN model (SRGAN) when shipped, else its PSNR-oriented generator (srresnet_x4.h5).
+DEFAULT_WEIGHTS = WEIGHTS / "srgan_x4.h5" if (WEIGHTS / "srgan_x4.h5").is_file() else WEIGHTS / "srresnet_x4.h5"
 DEFAULT_SCALE = 4
 
 

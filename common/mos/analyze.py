@@ -9,7 +9,6 @@ p-values are not corrected for the number of pairs. Calibration ratings are left
 """
 import io
 import itertools
-import json
 import math
 import warnings
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from common.images import atomic_write_bytes
+from common.files import atomic_write_bytes, json_text
 from common.mos.study import CALIBRATION_PREFIX, RATINGS, SCORES, StudyError, load_manifest, read_ratings
 
 SCORE_COLOURS = ("#c0392b", "#e67e22", "#f1c40f", "#7dbb42", "#1e8449")  # 1 (bad) .. 5 (excellent)
@@ -151,6 +150,6 @@ def write_outputs(summary: dict, figure, table, json_path=None) -> None:
     """Render everything first, then write each file atomically."""
     outputs = {Path(figure): figure_png(summary), Path(table): markdown(summary).encode()}
     if json_path:
-        outputs[Path(json_path)] = (json.dumps(summary, indent=2) + "\n").encode()
+        outputs[Path(json_path)] = json_text(summary).encode()
     for path, data in outputs.items():
         atomic_write_bytes(path, data)

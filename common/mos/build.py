@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from common.data import eval_pairs
+from common.files import current_umask
 from common.images import to_uint8, write_image
 from common.mos.study import FORMAT, MANIFEST, NAME_PATTERN, SCORES
 
@@ -145,7 +146,7 @@ def build_study(
         (tmp / "page").mkdir()
         for name in PAGE_FILES:
             shutil.copyfile(STATIC / name, tmp / "page" / name)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
         if out.exists():
             out.rmdir()
         os.rename(tmp, out)
@@ -153,9 +154,3 @@ def build_study(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from common import inference
+from common import inference, tiling
 from common.degradations import upsample_bicubic
 from common.inference import InferenceError, upscale
 from common.layers import PixelShuffle, Rescale
@@ -132,22 +132,22 @@ def test_model_analysis():
 def test_auto_tile_follows_available_memory(monkeypatch):
     assert inference.available_memory() > 0
     spec = inference.model_spec(tiny_post(64), CASES["post_rgb"][1])
-    monkeypatch.setattr(inference, "available_memory", lambda: 64 << 20)
+    monkeypatch.setattr(tiling, "available_memory", lambda: 64 << 20)
     small = inference.auto_tile_size(spec, 2, spec.margin, 1)
-    monkeypatch.setattr(inference, "available_memory", lambda: 2 << 30)
+    monkeypatch.setattr(tiling, "available_memory", lambda: 2 << 30)
     large = inference.auto_tile_size(spec, 2, spec.margin, 1)
     assert inference.MIN_TILE <= small < large <= inference.MAX_TILE
     assert small % 8 == 0 and large % 8 == 0
 
 
-def test_precision_hook():
-    assert inference.set_precision("float32") == "float32"
-    try:
-        assert inference.set_precision("bfloat16") == "bfloat16"
-    finally:
-        inference.set_precision("float32")  # the setting is global
+def test_precision_is_per_call():
+    """No process-wide setting: each call (or Upscaler) names its precision."""
+    model, meta = tiny_post(), CASES["post_rgb"][1]
+    f32 = upscale(IMAGE[:16, :16], model, meta, tile=0)
+    np.testing.assert_array_equal(f32, upscale(IMAGE[:16, :16], model, meta, tile=0, precision="float32"))
+    assert not hasattr(inference, "set_precision")
     with pytest.raises(ValueError):
-        inference.set_precision("float16")
+        upscale(IMAGE[:16, :16], model, meta, precision="float16")
 
 
 def test_strip_bicubic_equals_whole_image_bicubic():

@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from common import checkpoints, inference, precision, upscale_cli
+from common import backends, checkpoints, inference, precision, upscale_cli
+from common.upscaler import Upscaler
 from common import evaluate as ev
 from common.images import read_image, to_uint8, write_image
 from common.layers import Rescale
@@ -39,12 +40,6 @@ def fake_machine(monkeypatch, tmp_path, flags="fpu sse2 avx avx2 fma", gpus=()):
     monkeypatch.setattr(precision, "gpu_capabilities", lambda: list(gpus))
 
 
-@pytest.fixture(autouse=True)
-def float32_afterwards():
-    yield
-    inference.set_precision("float32")
-
-
 # --- detection and the auto choice ---------------------------------------------------------------
 
 
@@ -54,7 +49,7 @@ def test_auto_falls_back_to_float32_without_bfloat16(monkeypatch, tmp_path):
     used, reason = resolve_precision("auto")
     assert used == "float32"
     assert reason.startswith("precision: float32 (auto") and "\n" not in reason
-    assert inference.set_precision("auto") == "float32"
+    assert Upscaler(TINY["srcnn"][0](), TINY["srcnn"][1], backend="tensorflow", precision="auto").precision == "float32"
 
 
 @pytest.mark.parametrize("flags", ["avx2 avx512f avx512_bf16", "avx2 amx_bf16 amx_tile"])
@@ -76,11 +71,12 @@ def test_explicit_choices(monkeypatch, tmp_path):
     assert resolve_precision("float32") == ("float32", "precision: float32")
     used, reason = resolve_precision("bfloat16")  # honoured even where it is emulated
     assert used == "bfloat16" and "emulated" in reason
-    assert inference.set_precision("bfloat16") == "bfloat16"
+    upscaler = Upscaler(TINY["srcnn"][0](), TINY["srcnn"][1], backend="tensorflow", precision="bfloat16")
+    assert upscaler.precision == "bfloat16" and upscaler.precision_note.startswith("precision: bfloat16")
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("float16")
     with pytest.raises(ValueError):
-        inference.set_precision("float16")
+        Upscaler(TINY["srcnn"][0](), TINY["srcnn"][1], backend="tensorflow", precision="float16")
 
 
 def test_unreadable_cpuinfo_means_no_flags(monkeypatch, tmp_path):
@@ -145,14 +141,23 @@ def upscale(image, model, meta, precision):
     return inference.upscale(image, model, meta, tile=0, precision=precision)
 
 
-def test_set_precision_is_the_default_of_upscale():
+def test_upscaler_precision_equals_one_call_upscale():
     model, meta = TINY["srcnn"][0](), TINY["srcnn"][1]  # conv2 runs in bfloat16
-    f32 = inference.upscale(IMAGE, model, meta, tile=0)
-    inference.set_precision("bfloat16")
-    bf16 = inference.upscale(IMAGE, model, meta, tile=0)
+    bf16 = Upscaler(model, meta, backend="tensorflow", precision="bfloat16", tile=0)(IMAGE)
+    f32 = Upscaler(model, meta, backend="tensorflow", tile=0)(IMAGE)
     np.testing.assert_array_equal(bf16, upscale(IMAGE, model, meta, "bfloat16"))
-    assert np.abs(f32 - bf16).max() > 0
     np.testing.assert_array_equal(f32, upscale(IMAGE, model, meta, "float32"))
+    assert np.abs(f32 - bf16).max() > 0
+
+
+def test_bfloat16_is_tensorflow_only():
+    """auto falls back to TensorFlow for bfloat16; an explicit other backend is refused in one line."""
+    model, meta = TINY["srcnn"][0](), TINY["srcnn"][1]
+    assert Upscaler(model, meta, backend="auto", precision="bfloat16").backend == "tensorflow"
+    for backend in ("openvino", "onnxruntime"):
+        if backends.installed(backend):
+            with pytest.raises(backends.BackendError, match=f"backend {backend} runs float32 only"):
+                Upscaler(model, meta, backend=backend, precision="bfloat16")
 
 
 # --- command lines ----------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.training import Trainer, TrainingDiverged, global_average
+from common.training import Trainer, TrainingCollapsed, TrainingDiverged, global_average
 
 
 def build(run_dir, total_steps, validate=None, validate_every=None, poison_step=None,
-          checkpoint_every=2):
+          checkpoint_every=2, guard=None, loss_guard=None):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     opt = keras.optimizers.Adam(1e-2)
@@ -37,7 +37,7 @@ def build(run_dir, total_steps, validate=None, validate_every=None, poison_step=
     trainer = Trainer(run_dir, step_fn, make_dataset, {"model": model, "optimizer": opt},
                       total_steps=total_steps, checkpoint_every=checkpoint_every, log_every=1,
                       validate=validate, validate_every=validate_every, config={"lr": 1e-2},
-                      progress=False)
+                      progress=False, guard=guard, loss_guard=loss_guard)
     return trainer, model, opt
 
 
@@ -98,3 +98,56 @@ def test_export_history_ships_the_runs_curves_beside_the_model(tmp_path):
     curves = json.loads(path.read_text())
     assert [(v["step"], v["psnr"]) for v in curves["validation"]] == [(10, 30.5), (20, 31.0)]
     assert [h["mse"] for h in curves["loss"]] == [0.01, 0.008]
+
+
+def test_guard_validates_the_start_and_stops_at_a_collapse_keeping_the_last_passed_checkpoint(tmp_path):
+    from common.chapter import collapse_guard
+
+    psnr = {0: 28.0, 2: 27.5, 4: 27.0, 6: 24.0, 8: 26.0}  # step 6 is 4 dB below the start
+    trainer, _, _ = build(tmp_path, 8, validate=lambda s: ({"psnr": psnr[s], "colour_shift": 0.0}, None),
+                          validate_every=2, checkpoint_every=2, guard=collapse_guard(3.0, 0.02))
+    with pytest.raises(TrainingCollapsed, match=r"PSNR 24.00 dB, 4.00 dB below the start's 28.00 .* at step 6"):
+        trainer.fit()
+    steps = [json.loads(line)["step"] for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
+    assert steps == [0, 2, 4, 6]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-4")
+
+
+def test_guard_judges_colour_drift_against_the_start():
+    from common.chapter import collapse_guard
+
+    guard = collapse_guard(3.0, 0.02)
+    start = {"psnr": 28.0, "colour_shift": 0.01}
+    assert guard({"psnr": 27.0, "colour_shift": 0.025}, start) is None
+    assert "colour" in guard({"psnr": 27.0, "colour_shift": 0.035}, start)
+    assert guard({"psnr": 24.9, "colour_shift": 0.0}, None) is None  # no start: nothing to compare
+
+
+def test_loss_guard_stops_when_the_discriminator_wins_outright(tmp_path):
+    from common.chapter import saturation_guard
+
+    guard = saturation_guard(1e-4, patience=3)
+    assert guard({"d_real": 0.99999, "d_fake": 1e-5}) is None
+    assert guard({"d_real": 0.9, "d_fake": 1e-5}) is None  # the streak restarts
+    assert guard({"d_real": 0.99999, "d_fake": 1e-5}) is None
+    assert guard({"d_real": 0.99999, "d_fake": 1e-5}) is None
+    assert "discriminator won" in guard({"d_real": 0.99999, "d_fake": 1e-5})
+
+    trainer, _, _ = build(tmp_path, 20, loss_guard=lambda means: "too good" if means["mse"] < 1e9 else None)
+    with pytest.raises(TrainingCollapsed, match="too good at step 1"):
+        trainer.fit()
+
+
+def test_guarded_run_needs_checkpoints_at_validated_steps(tmp_path):
+    with pytest.raises(ValueError, match="multiple of validate_every"):
+        build(tmp_path, 8, validate=lambda s: ({"psnr": 1.0}, None), validate_every=3, checkpoint_every=2,
+              guard=lambda m, s: None)
+
+
+def test_colour_shift_is_the_largest_channel_mean_difference():
+    from common.chapter import colour_shift
+
+    lr = np.full((4, 4, 3), 0.5)
+    sr = np.full((16, 16, 3), 0.5) + np.array([0.0, 0.03, -0.01])
+    assert colour_shift(lr, sr) == pytest.approx(0.03)
+    assert colour_shift(lr, np.full((16, 16, 3), 0.5)) == 0.0

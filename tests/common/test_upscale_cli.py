@@ -286,3 +286,25 @@ def test_self_ensemble_option(tmp_path, weights, capsys):
     np.testing.assert_array_equal(read_raw(tmp_path / "b.png"), expected)
     plain = to_uint8(upscale(read_image(src), model, meta))[..., ::-1]
     assert np.abs(expected.astype(int) - plain).max() > 0
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--tile", "-3", "error: --tile: -3 is not a tile size: give 0 (the whole image at once) or a tile side"),
+    ("--scale", "0", "error: --scale: 0 is not a scale"),
+    ("--quality", "101", "error: --quality: 101 is out of range: JPEG quality is 1 to 100"),
+])
+def test_bad_numbers_say_what_was_given_and_what_is_allowed(tmp_path, weights, capsys, option, value, message):
+    src = write(tmp_path / "a.png", smooth_rgb())
+    code, err = run([src, "-o", tmp_path / "o.png", option, value], weights["post"], capsys)
+    assert code == 2 and err.startswith(message) and len(err.strip().splitlines()) == 1, err
+    assert files_in(tmp_path) == ["a.png"]
+
+
+def test_missing_shipped_scale_lists_the_shipped_ones(tmp_path, capsys):
+    import srcnn.upscale
+
+    src = write(tmp_path / "a.png", smooth_rgb())
+    assert srcnn.upscale.main([str(src), "-o", str(tmp_path / "o.png"), "--scale", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "srcnn_x5.h5: checkpoint not found (--scale 5 given; shipped weights: x2, x3, x4;" in err
+    assert len(err.strip().splitlines()) == 1

@@ -163,3 +163,29 @@ def test_missing_vgg_weights_and_psnr_weights_give_one_line_errors(data, tmp_pat
     assert esrgan_train.main([*args, "--init", "none", "--vgg-weights", str(missing)]) == 2
     assert capsys.readouterr().err == f"error: VGG19 weights file not found: {missing}\n"
     assert not (tmp_path / "run").exists()  # stopped before writing anything
+
+
+@pytest.mark.parametrize("perceptual", ["disc-features", "pretrained-disc"])
+def test_gan_stage_on_an_offline_perceptual_network_names_it_in_the_checkpoint(data, tmp_path, perceptual):
+    config = tiny(data, stage="gan", perceptual=perceptual, perceptual_weight=0.2, lowpass_weight=1.0, steps=2,
+                  checkpoint_every=2, validate_every=2)
+    result = esrgan_train.train(config, tmp_path / "run", init=None, export=tmp_path / "g.h5", vgg_weights=None,
+                                progress=False)
+    assert result["step"] == 2 and all(np.isfinite(result["last"][k]) for k in ("percep", "ra", "l1"))
+    meta = json.loads((tmp_path / "g.json").read_text())
+    assert meta["lowpass_weight"] == 1.0 and meta["perceptual_weight"] == 0.2
+    assert ("own discriminator" if perceptual == "disc-features" else "krasserm") in meta["perceptual"]
+
+
+def test_feature_matching_on_the_own_discriminator_moves_with_its_weights():
+    from dataclasses import replace as change
+
+    keras.utils.set_random_seed(0)
+    disc = discriminator(patch=32, num_filters=4)
+    loss = esrgan_train.perceptual_loss(change(PRESETS["tiny"], stage="gan", perceptual="disc-features"), None, disc)
+    hr, sr = tf.random.uniform((2, 32, 32, 3), seed=1), tf.random.uniform((2, 32, 32, 3), seed=2)
+    before = float(loss(hr, sr))
+    rng = np.random.default_rng(0)
+    for w in disc.trainable_weights:  # (a mere rescaling would not do: the distances are normalised)
+        w.assign(w + rng.normal(0.0, 0.1, w.shape).astype("float32"))
+    assert float(loss(hr, sr)) != pytest.approx(before, rel=1e-3)

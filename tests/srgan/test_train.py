@@ -140,7 +140,8 @@ def test_presets_are_the_papers_variants():
     assert {n: (c.stage, c.content_loss) for n, c in PRESETS.items() if n != "tiny"} == {
         "srresnet-mse": ("pretrain", "mse"), "srresnet-vgg22": ("pretrain", "vgg22"),
         "srgan-mse": ("gan", "mse"), "srgan-vgg22": ("gan", "vgg22"), "srgan-vgg54": ("gan", "vgg54"),
-        "srresnet-cpu": ("pretrain", "l1")}  # the shipped checkpoint's recipe (not the paper's)
+        "srresnet-cpu": ("pretrain", "l1"),  # the shipped checkpoint's recipe (not the paper's)
+        "srgan-cpu": ("gan", "vgg54")}  # the shipped SRGAN's: VGG54-style on an offline feature network
     cpu = PRESETS["srresnet-cpu"]
     assert (cpu.num_filters, cpu.num_blocks, cpu.batch_norm) == (64, 16, True)  # the paper's network
     gan = PRESETS["srgan-vgg54"]
@@ -148,3 +149,30 @@ def test_presets_are_the_papers_variants():
     assert (gan.lr, gan.beta_1, gan.adversarial_weight, gan.d_steps, gan.lr_boundary) == (1e-4, 0.9, 1e-3, 1, 100_000)
     with pytest.raises(ValueError, match="multiple of 16"):
         SRGANConfig(stage="gan", hr_patch=24)
+
+
+@pytest.mark.parametrize("perceptual", ["vgg-random", "disc-features"])
+def test_offline_perceptual_losses_train_and_are_named_in_the_checkpoint(data, tmp_path, perceptual):
+    config = tiny(data, stage="gan", content_loss="vgg54", perceptual=perceptual, content_weight=0.5,
+                  lowpass_weight=1.0, steps=2, checkpoint_every=2, validate_every=2)
+    result = srgan_train.train(config, tmp_path / "run", init=None, export=tmp_path / "g.h5", vgg_weights=None,
+                               progress=False)
+    assert result["step"] == 2 and np.isfinite(result["last"]["content"])
+    meta = json.loads((tmp_path / "g.json").read_text())
+    assert meta["content_weight"] == 0.5 and meta["lowpass_weight"] == 1.0
+    assert ("random He-normal" if perceptual == "vgg-random" else "the GAN's own discriminator") in meta["perceptual"]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "validation.jsonl").read_text().splitlines()]
+    assert steps == [0, 2]  # a guarded run is validated at its start
+
+
+def test_init_refuses_a_generator_that_differs_only_in_its_output_activation(tmp_path):
+    from common.chapter import InitError, init_generator
+
+    keras.utils.set_random_seed(0)
+    source = srresnet(num_filters=8, num_blocks=1, output_activation="tanh")
+    path = save_model(source, tmp_path / "tanh.h5", {"architecture": "srresnet",
+                                                     "args": {"num_filters": 8, "num_blocks": 1,
+                                                              "output_activation": "tanh"}})
+    with pytest.raises(InitError, match="different outputs"):
+        init_generator(srresnet(num_filters=8, num_blocks=1), str(path))
+    assert init_generator(srresnet(num_filters=8, num_blocks=1, output_activation="tanh"), str(path)) == str(path)

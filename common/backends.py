@@ -1,0 +1,375 @@
+"""Engines that run a Keras image model: TensorFlow (the reference), OpenVINO and ONNX Runtime.
+
+`prepare(model_or_checkpoint, backend, precision)` gives a `Prepared`: a runner (float32 NHWC batch
+in the model's input range -> float32 batch in its output range, any height and width), the model's
+ModelInfo and metadata, and the backend actually used. OpenVINO and ONNX Runtime run a copy of the
+model converted in this process at load time, with dynamic batch, height and width: OpenVINO from a
+tf.function of the model (openvino.convert_model), ONNX Runtime from common.export.write_onnx's graph.
+
+A converted checkpoint is cached beside it in `.sr-cache/` (where that folder cannot be written, as
+in site-packages or a read-only share: in $XDG_CACHE_HOME/sr-thesis or ~/.cache/sr-thesis; only in
+$SR_CACHE_DIR when that is set), keyed by the checkpoint files' content hash, the backend and its version, and the precision; each entry is written in a
+temporary folder and renamed into place, its info.json (ModelInfo and metadata) last. A run that
+finds its entry imports neither TensorFlow nor Keras. OpenVINO's usage telemetry is kept off: its
+package is hidden before OpenVINO is imported, so OpenVINO's converter uses its built-in stub.
+"""
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+from common.model_analysis import InferenceError, ModelInfo, analyze_model
+
+BACKENDS = ("auto", "tensorflow", "openvino", "onnxruntime")
+PIP_NAME = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
+CACHE_FOLDER = ".sr-cache"
+CACHE_VERSION = 1
+CHECKPOINT_SUFFIXES = (".weights.h5", ".h5", ".json")
+# OpenVINO CPU settings: one request at a time on all cores, float32 arithmetic.
+OPENVINO_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+
+
+class BackendError(InferenceError):
+    """A backend that is not installed or cannot run the requested precision (one line)."""
+
+
+class ModelLoadError(InferenceError):
+    """A checkpoint that cannot be loaded (the message of common.checkpoints.CheckpointError)."""
+
+
+# --- which backend ------------------------------------------------------------------------------
+
+
+def installed(backend: str) -> bool:
+    if backend == "tensorflow":
+        return True
+    return importlib.util.find_spec(backend) is not None
+
+
+def choose_backend(backend: str = "auto", precision: str = "float32") -> tuple[str, str | None]:
+    """(the backend to use, why "auto" chose it or None). Raises BackendError.
+
+    auto = OpenVINO when installed, else TensorFlow; bfloat16 runs on TensorFlow only (OpenVINO's
+    bf16 is emulated on CPUs without AVX512-BF16/AMX and ONNX Runtime's CPU kernels have none).
+    """
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if backend == "auto":
+        if precision == "bfloat16":
+            return "tensorflow", "auto: bfloat16 runs on TensorFlow only"
+        if installed("openvino"):
+            return "openvino", None
+        return "tensorflow", "auto: OpenVINO is not installed"
+    if not installed(backend):
+        raise BackendError(f"backend {backend} is not installed (pip install {PIP_NAME[backend]})")
+    if precision == "bfloat16" and backend != "tensorflow":
+        raise BackendError(f"backend {backend} runs float32 only; bfloat16 needs --backend tensorflow")
+    return backend, None
+
+
+def version(backend: str) -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version(backend)
+    except PackageNotFoundError:
+        return "?"
+
+
+# --- TensorFlow ---------------------------------------------------------------------------------
+
+_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CAST: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_devices_ready = False
+
+
+def _tensorflow():
+    global _devices_ready
+    import tensorflow as tf
+
+    if not _devices_ready:
+        from common.runtime import setup_devices
+
+        setup_devices()  # GPUs grow their memory instead of taking all of it
+        _devices_ready = True
+    return tf
+
+
+def _compiled(model, precision: str = "float32"):
+    """model(x, training=False) in `precision` as one tf.function traced once for any tile size."""
+    tf = _tensorflow()
+    if precision == "bfloat16":
+        from common.precision import cast_model
+
+        if model not in _CAST:
+            _CAST[model] = cast_model(model, "bfloat16")
+        else:  # the model may have trained since: copy its current (float32) weights
+            for mine, theirs in zip(_CAST[model].weights, model.weights):
+                mine.assign(theirs)
+        model = _CAST[model]
+    fn = _FUNCTIONS.get(model)
+    if fn is None:
+        ref = weakref.ref(model)
+        channels = int(model.inputs[0].shape[-1])
+
+        def call(x):
+            return tf.cast(ref()(x, training=False), tf.float32)
+
+        fn = tf.function(call, input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
+        _FUNCTIONS[model] = fn
+    return fn
+
+
+class TensorFlowRunner:
+    """The Keras model itself; bfloat16 runs a cast copy refreshed from the model's weights per call."""
+
+    def __init__(self, model, precision: str = "float32"):
+        self.model, self.precision = model, precision
+        _compiled(model, precision)
+
+    def __call__(self, x):
+        import tensorflow as tf
+
+        return _compiled(self.model, self.precision)(tf.constant(x, tf.float32)).numpy()
+
+
+# --- OpenVINO -----------------------------------------------------------------------------------
+
+
+def _openvino():
+    """Import OpenVINO with its telemetry off (its converter falls back to a no-op stub when the
+    openvino_telemetry package cannot be imported)."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)
+    import openvino
+
+    return openvino
+
+
+def convert_openvino(model, path: Path) -> None:
+    """Write the Keras model as OpenVINO IR (path .xml + .bin), float32 weights, dynamic N/H/W."""
+    tf = _tensorflow()
+    ov = _openvino()
+    channels = int(model.inputs[0].shape[-1])
+    function = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32),
+                           input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
+    ov.save_model(ov.convert_model(function), str(path), compress_to_fp16=False)
+
+
+class OpenVINORunner:
+    def __init__(self, path_or_model, config=None):
+        ov = _openvino()
+        core = ov.Core()
+        self.compiled = core.compile_model(path_or_model if not isinstance(path_or_model, Path)
+                                           else str(path_or_model), "CPU", {**OPENVINO_CONFIG, **(config or {})})
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, x):
+        return self.request.infer([x], share_inputs=True, share_outputs=False)[0]
+
+
+# --- ONNX Runtime -------------------------------------------------------------------------------
+
+
+def convert_onnx(model, path: Path) -> None:
+    from common.export import write_onnx
+
+    write_onnx(model, path)
+
+
+class OnnxRuntimeRunner:
+    def __init__(self, path: Path):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x):
+        return self.session.run(None, {self.input: x})[0]
+
+
+CONVERTERS = {"openvino": (convert_openvino, "model.xml", OpenVINORunner),
+              "onnxruntime": (convert_onnx, "model.onnx", OnnxRuntimeRunner)}
+
+
+# --- the cache ----------------------------------------------------------------------------------
+
+
+def checkpoint_files(source) -> list[Path]:
+    """The files of a checkpoint given as a path (X.h5 / X.weights.h5 / X, with X.json); [] when
+    `source` is not a file on disk (a model object, or a named source such as krasserm:srgan)."""
+    if not isinstance(source, (str, Path)) or not str(source):
+        return []
+    path = Path(source)
+    name = path.name
+    for suffix in CHECKPOINT_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    if path.name.endswith(".weights.h5"):
+        weights = [path.with_name(name + ".weights.h5")]
+    elif path.name.endswith(".h5"):
+        weights = [path]
+    else:  # as common.checkpoints: X.h5 before X.weights.h5
+        weights = [p for p in (path.with_name(name + ".h5"), path.with_name(name + ".weights.h5")) if p.is_file()][:1]
+    if not weights or not weights[0].is_file():
+        return []
+    meta = path.with_name(name + ".json")
+    return weights + ([meta] if meta.is_file() else [])
+
+
+def content_key(files) -> str:
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_places(checkpoint: Path) -> list[Path]:
+    """Folders that may hold the cached conversions of `checkpoint`, in the order tried."""
+    if os.environ.get("SR_CACHE_DIR"):
+        return [Path(os.environ["SR_CACHE_DIR"])]
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return [checkpoint.parent / CACHE_FOLDER, Path(base) / "sr-thesis"]
+
+
+def cache_entry_name(files, backend: str, precision: str) -> str:
+    stem = files[0].name.split(".")[0]
+    return f"{stem}-{content_key(files)[:20]}-{backend}-{version(backend)}-{precision}-v{CACHE_VERSION}"
+
+
+def _read_entry(folder: Path, model_file: str):
+    try:
+        info = json.loads((folder / "info.json").read_text())
+        if not (folder / model_file).is_file():
+            return None
+        return ModelInfo(**info["model_info"]), info["meta"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _writable(folder: Path) -> bool:
+    """Whether `folder` (or the nearest existing folder above it) may be written: it has a write bit
+    and we have access. The write bits count even for root, who could write a read-only share."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        return bool(folder.stat().st_mode & 0o222) and os.access(folder, os.W_OK)
+    except OSError:
+        return False
+
+
+def _write_entry(parent: Path, name: str, write_model, model_file: str, info: ModelInfo, meta: dict) -> Path:
+    """Write one cache entry atomically into parent/name; returns its folder. Raises OSError."""
+    if not _writable(parent):
+        raise PermissionError(f"{parent} is read-only")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
+    try:
+        write_model(tmp / model_file)
+        payload = {"model_info": dataclasses.asdict(info), "meta": meta,
+                   "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        (tmp / "info.json").write_text(json.dumps(payload, indent=1, default=str))
+        final = parent / name
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if _read_entry(final, model_file) is None:  # not another process's finished entry
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --- preparing a model ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A model ready to run: runner, what it does (info, meta) and how it runs."""
+
+    runner: object
+    info: ModelInfo
+    meta: dict
+    backend: str
+    precision: str
+    note: str = ""  # how the runner came about, for the one line that names the backend
+
+    @property
+    def description(self) -> str:
+        return f"backend: {self.backend} {version(self.backend)}" + (f" ({self.note})" if self.note else "")
+
+
+def load_keras(source):
+    """(model, meta) of a checkpoint or named source, as common.checkpoints.load_model."""
+    from common import checkpoints
+
+    try:
+        return checkpoints.load_model(source)
+    except checkpoints.CheckpointError as exc:
+        raise ModelLoadError(str(exc)) from None
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def prepare(source, backend: str = "auto", precision: str = "float32") -> Prepared:
+    """Load (or take) a model and make it runnable on `backend` in `precision` (float32/bfloat16).
+
+    source: a Keras model, or a checkpoint (path or named source) as common.checkpoints.load_model
+    takes. Raises BackendError, ModelLoadError or InferenceError.
+    """
+    backend, why = choose_backend(backend, precision)
+    model = meta = None
+    if not isinstance(source, (str, Path)):
+        model, meta = source, {}
+    if backend == "tensorflow":
+        if model is None:
+            model, meta = load_keras(source)
+        return Prepared(TensorFlowRunner(model, precision), analyze_model(model), meta, backend, precision,
+                        why or "")
+    convert, model_file, runner_class = CONVERTERS[backend]
+    files = checkpoint_files(source) if model is None else []
+    name = cache_entry_name(files, backend, precision) if files else None
+    places = cache_places(files[0]) if files else []
+    for place in places:
+        found = _read_entry(place / name, model_file)
+        if found is not None:
+            return Prepared(runner_class(place / name / model_file), *found, backend, precision,
+                            f"cached conversion {_shown(place / name)}")
+    start = time.perf_counter()
+    if model is None:
+        model, meta = load_keras(source)
+    info = analyze_model(model)
+    for place in places:
+        try:
+            folder = _write_entry(place, name, lambda path: convert(model, path), model_file, info, meta)
+        except OSError:
+            continue  # not writable (site-packages, a read-only share): the next place
+        return Prepared(runner_class(folder / model_file), info, meta, backend, precision,
+                        f"converted in {time.perf_counter() - start:.1f} s, cached in {_shown(folder)}")
+    with tempfile.TemporaryDirectory(prefix="sr-convert-") as tmp:  # no cache: convert for this run
+        path = Path(tmp) / model_file
+        convert(model, path)
+        runner = runner_class(path)
+    return Prepared(runner, info, meta, backend, precision,
+                    f"converted in {time.perf_counter() - start:.1f} s" + ("" if files else ", not cached"))

@@ -1,0 +1,207 @@
+"""Backends: OpenVINO and ONNX Runtime give TensorFlow's images on every shipped model, the cache,
+the missing-backend error, telemetry off, and a cached run without TensorFlow."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common import backends, checkpoints
+from common.images import to_uint8
+from common.upscaler import Upscaler
+from tests.common.test_checkpoints import POST_META, tiny_post
+
+ROOT = Path(__file__).resolve().parents[2]
+THESIS = ROOT.parent / "shared" / "reference-models" / "srcnn_v4.h5"
+ENGINES = [b for b in ("openvino", "onnxruntime") if backends.installed(b)]
+RNG = np.random.default_rng(7)
+IMAGE = RNG.random((23, 19, 3)).astype(np.float32)  # odd sizes: tiles and images not multiples of 4
+
+
+def shipped_models() -> list[str]:
+    found = [str(p.relative_to(ROOT)) for p in sorted(ROOT.glob("*/weights/*.h5"))
+             if not p.name.endswith(".weights.h5")]
+    if THESIS.is_file():
+        found.append(str(THESIS))
+    try:
+        from srgan.krasserm import weights_dir
+
+        weights_dir()
+        found += ["krasserm:srresnet", "krasserm:srgan"]
+    except ImportError:
+        pass
+    return found
+
+
+MODELS = shipped_models()
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """Conversions go to a temporary cache (not beside the shipped weights) once per module."""
+    folder = tmp_path_factory.mktemp("sr-cache")
+    saved = os.environ.get("SR_CACHE_DIR")
+    os.environ["SR_CACHE_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("SR_CACHE_DIR", None)
+    else:
+        os.environ["SR_CACHE_DIR"] = saved
+
+
+@pytest.fixture(scope="module")
+def reference(cache_dir):
+    """TensorFlow's 8-bit output of every model on IMAGE (and its (model, meta) for the others)."""
+    out = {}
+    for spec in MODELS:
+        model, meta = checkpoints.load_model(spec)
+        tf_upscaler = Upscaler(model, meta, backend="tensorflow", tile=0)
+        out[spec] = (model, meta, to_uint8(tf_upscaler(IMAGE)).astype(int))
+    return out
+
+
+def test_every_model_is_tested():
+    names = " ".join(MODELS)
+    for expected in ("srcnn_x2", "srcnn_x3", "srcnn_x4", "srresnet_x4", "rrdb_x4"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("backend", ENGINES)
+def test_every_shipped_model_matches_tensorflow(backend, reference):
+    for spec in MODELS:
+        model, meta, expected = reference[spec]
+        upscaler = Upscaler(model, meta, backend=backend, tile=0)
+        assert upscaler.backend == backend
+        got = to_uint8(upscaler(IMAGE)).astype(int)
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= 1, spec  # within 1/255 after rounding
+        if meta.get("upsampling") == "pre":  # SRCNN: small enough a context to tile this image (odd tiles)
+            tiled = to_uint8(Upscaler(upscaler.prepared, meta, tile=19)(IMAGE)).astype(int)
+            assert np.abs(tiled - expected).max() <= 1, spec
+
+
+@pytest.mark.parametrize("backend", ENGINES)
+def test_tiled_equals_untiled(backend):
+    model = tiny_post()
+    whole = Upscaler(model, POST_META, backend=backend, tile=0)
+    tiled = Upscaler(whole.prepared, POST_META, tile=10, batch_size=3)  # odd tiles, a ragged last batch
+    calls = []
+    a, b = whole(IMAGE), tiled(IMAGE, progress=lambda done, total: calls.append(total))
+    assert calls and calls[-1] >= 4
+    assert np.abs(a - b).max() <= 1 / 255
+
+
+@pytest.mark.parametrize("backend", ENGINES)
+def test_cached_conversion_is_reused(backend, tmp_path, monkeypatch):
+    monkeypatch.delenv("SR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    path = checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
+    first = Upscaler(str(path), backend=backend)
+    assert "converted in" in first.description and backend in first.description
+    entries = list((tmp_path / backends.CACHE_FOLDER).iterdir())
+    assert len(entries) == 1 and (entries[0] / "info.json").is_file()  # no temporary left behind
+    second = Upscaler(str(path), backend=backend)
+    assert "cached conversion" in second.description
+    np.testing.assert_array_equal(first(IMAGE), second(IMAGE))
+    assert second.meta["scale"] == 2 and second.spec == first.spec
+    # new weights, new key: the old conversion is not used
+    checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
+    assert "converted in" in Upscaler(str(path), backend=backend).description
+
+
+def test_unwritable_checkpoint_folder_uses_the_user_cache(tmp_path, monkeypatch):
+    backend = ENGINES[0] if ENGINES else pytest.fail("no converting backend installed")
+    monkeypatch.delenv("SR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    share = tmp_path / "share"  # like ../shared or site-packages: no write bits (even root keeps off)
+    share.mkdir()
+    path = checkpoints.save_model(tiny_post(), share / "m.h5", POST_META)
+    share.chmod(0o555)
+    try:
+        upscaler = Upscaler(str(path), backend=backend)
+        assert "user-cache" in upscaler.description
+        assert "cached conversion" in Upscaler(str(path), backend=backend).description
+        assert sorted(p.name for p in share.iterdir()) == ["m.h5", "m.json", "m.weights.h5"]
+    finally:
+        share.chmod(0o755)
+
+
+def test_auto_prefers_openvino(monkeypatch):
+    assert backends.choose_backend("auto")[0] == ("openvino" if backends.installed("openvino") else "tensorflow")
+    real = backends.installed
+    monkeypatch.setattr(backends, "installed", lambda name: name == "tensorflow" or (name != "openvino" and real(name)))
+    used, why = backends.choose_backend("auto")
+    assert used == "tensorflow" and "OpenVINO is not installed" in why
+
+
+def test_missing_backend_is_one_line(monkeypatch, tmp_path, capsys):
+    from common import upscale_cli
+    from common.images import write_image
+
+    monkeypatch.setattr(backends, "installed", lambda name: name == "tensorflow")
+    with pytest.raises(backends.BackendError) as caught:
+        Upscaler(tiny_post(), POST_META, backend="onnxruntime")
+    assert str(caught.value) == "backend onnxruntime is not installed (pip install onnxruntime)"
+    path = checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
+    write_image(tmp_path / "a.png", to_uint8(IMAGE))
+    code = upscale_cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--weights", str(path),
+                             "--backend", "onnxruntime"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: --backend: backend onnxruntime is not installed (pip install onnxruntime)"]
+    assert not (tmp_path / "b.png").exists()
+
+
+def _run_python(code: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+@pytest.mark.skipif("openvino" not in ENGINES, reason="OpenVINO not installed")
+def test_cached_run_imports_no_tensorflow_and_sends_no_telemetry(tmp_path):
+    path = checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
+    check = f"""
+import json, socket, sys
+import numpy as np
+attempts = []
+socket.socket.connect = lambda self, *a: attempts.append(a)
+socket.create_connection = lambda *a, **k: attempts.append(a)
+from common.upscaler import Upscaler
+u = Upscaler({str(path)!r}, backend="openvino")
+u(np.zeros((9, 11, 3), np.float32))
+import openvino.tools.ovc.telemetry_utils as t
+print(json.dumps({{"how": u.description, "tf": "tensorflow" in sys.modules, "keras": "keras" in sys.modules,
+                  "attempts": len(attempts), "telemetry": t.tm.__name__}}))
+"""
+    env = {"SR_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [_run_python(check, env) for _ in range(2)]  # the first converts, the second finds the cache
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    first, second = (json.loads(run.stdout.strip().splitlines()[-1]) for run in runs)
+    assert "converted in" in first["how"] and first["tf"]
+    assert "cached conversion" in second["how"]
+    assert not second["tf"] and not second["keras"]
+    for result in (first, second):
+        assert result["attempts"] == 0 and result["telemetry"].endswith("telemetry_stub")
+
+
+def test_evaluate_json_names_the_backend(tmp_path):
+    from common import evaluate as ev
+    from common.images import write_image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        write_image(data / f"img{i}.png", to_uint8(RNG.random((20, 22, 3))))
+    path = checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
+    psnr = {}
+    for backend in ["tensorflow"] + ENGINES:
+        out = tmp_path / f"{backend}.json"
+        assert ev.main(["--model", str(path), "--data", str(data), "--scale", "2", "--json", str(out),
+                        "--backend", backend]) == 0
+        result = json.loads(out.read_text())
+        assert result["backend"] == backend
+        psnr[backend] = result["psnr"]
+    assert max(psnr.values()) - min(psnr.values()) <= 0.01
