@@ -85,6 +85,12 @@ def _dilate(images: np.ndarray) -> np.ndarray:
     return out
 
 
+def phase_histogram(phases_deg, bins: int = 12) -> np.ndarray:
+    """Counts of phases (degrees, any real number, taken modulo 360) in `bins` equal bins of [0, 360)."""
+    phases = np.mod(np.asarray(phases_deg, np.float64), 360.0)
+    return np.bincount(np.minimum((phases * bins / 360.0).astype(int), bins - 1), minlength=bins)
+
+
 class SinusoidFit:
     """Fits the best sinusoid (of the data's family) to images and scores the fit.
 
@@ -139,4 +145,6 @@ class SinusoidFit:
                 "phase_entropy": entropy, "phase_max_bin_share": max_share,
                 "phase_bins_covered": int((hist > 0).sum()),
                 "phase_entropy_all": float(abs((nz_all * np.log(nz_all)).sum()) / np.log(bins)),
+                "phase_counts_all": phase_histogram(phase, bins).tolist(),
+                "phase_counts_good": hist.astype(int).tolist(),
                 "n": int(len(score))}

@@ -50,7 +50,8 @@ def mlp_generator(latent_dim: int = 4, units: int = 256, hidden: int = 3, dropou
 # ---------------------------------------------------------------- §4.5 sinusoid images
 
 def conv_generator(latent_dim: int = 32, filters: int = 16, l2: float = 1e-4, batch_norm: bool = True,
-                   leaky: float = 0.0, synchronized: bool = False, name: str = "conv_generator") -> keras.Model:
+                   leaky: float = 0.0, synchronized: bool = False, bias: bool = True,
+                   name: str = "conv_generator") -> keras.Model:
     """Dense -> 13x13xF -> Conv2DTranspose (4x4, stride 2) 26x26xF -> Conv2DTranspose (4x4, stride 2)
     52x52x1, sigmoid (pixels in [0, 1]) -> cropped to 50x50x1.
 
@@ -67,13 +68,13 @@ def conv_generator(latent_dim: int = 32, filters: int = 16, l2: float = 1e-4, ba
         stack.append(layers.LeakyReLU(leaky, name=f"lrelu_{tag}") if leaky else layers.ReLU(name=f"relu_{tag}"))
 
     stack = [keras.Input((latent_dim,)),
-             layers.Dense(13 * 13 * filters, use_bias=not batch_norm, kernel_regularizer=reg, name="project")]
+             layers.Dense(13 * 13 * filters, use_bias=bias and not batch_norm, kernel_regularizer=reg, name="project")]
     activation(stack, "project")
     stack += [layers.Reshape((13, 13, filters)),
-              layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not batch_norm,
+              layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=bias and not batch_norm,
                                      kernel_regularizer=reg, name="up1")]
     activation(stack, "up1")
-    stack += [layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid",
+    stack += [layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid", use_bias=bias,
                                      kernel_regularizer=reg, name="up2"),
               layers.Cropping2D(1, name="crop")]
     return keras.Sequential(stack, name=name)

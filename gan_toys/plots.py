@@ -127,3 +127,35 @@ def plot_image_grid(images, path, title: str = "", columns: int = 8) -> Path:
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_sample_steps(samples: dict, path, columns: int = 8) -> Path:
+    """Generated images at several steps in one picture: {step: images (n, h, w[, 1])}, one panel
+    per step, top to bottom (the thesis's figure of samples at steps 100, 1000, 2000)."""
+    fig = Figure(figsize=(columns * 0.9 + 0.2, 1.0 + len(samples) * 2.1))
+    for i, (step, images) in enumerate(sorted(samples.items())):
+        ax = fig.add_subplot(len(samples), 1, i + 1)
+        ax.imshow(mosaic(images, columns), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(f"step {step}")
+    return _save(fig, path)
+
+
+def plot_phase_histogram(counts, good_counts, path, title: str = "", threshold: float = 0.9) -> Path:
+    """Bars of phase counts in equal bins of [0, 360) degrees (all images, and those fitting well),
+    with the fair share (uniform phases) and a third of it dotted."""
+    counts, good_counts = np.asarray(counts), np.asarray(good_counts)
+    bins = len(counts)
+    width = 360.0 / bins
+    centres = (np.arange(bins) + 0.5) * width
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    ax.bar(centres, counts, width * 0.9, color="tab:blue", alpha=0.45, label="all generated")
+    ax.bar(centres, good_counts, width * 0.6, color="tab:blue", label=f"fit >= {threshold}")
+    fair = counts.sum() / bins
+    ax.axhline(fair, color="k", ls="--", lw=0.8, label="uniform")
+    ax.axhline(fair / 3, color="tab:red", ls=":", lw=0.8, label="a third of uniform")
+    ax.set(xlabel="fitted phase (degrees)", ylabel="images", xlim=(0, 360), xticks=np.arange(0, 361, 60),
+           title=title)
+    ax.legend(loc="lower right", fontsize="small")
+    return _save(fig, path)

@@ -3,7 +3,8 @@
     python -m gan_toys.train gaussian|mixture|sinusoids [--steps N] [--seed S] [--out DIR]
         [--strategy default|mirrored|multiworker] [--set name=value ...]
 
-Writes to --out (default runs/gan_toys/<experiment>): config.json, metrics.json and PNG figures.
+Writes to --out (default runs/gan_toys/<experiment>): config.json, metrics.json and PNG figures
+(sinusoids also samples.npy: the final generator's eval_samples images, (n, 50, 50) in [0, 1]).
 Under a strategy `batch_size` is the global batch (it must divide by the number of replicas) and
 the steps are those of one device with that batch; with `multiworker` (TF_CONFIG) each worker
 draws its own data with its own seed and only the chief writes --out.
@@ -11,6 +12,7 @@ draws its own data with its own seed and only the chief writes --out.
 import common  # noqa: F401  (quiet TensorFlow import)
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -22,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import norm, wasserstein_distance
 
+from common.files import atomic_write_bytes
 from common.training import is_chief, make_strategy
 from gan_toys import data, models, plots
 from gan_toys.config import CONFIGS, make_config, to_dict
@@ -32,6 +35,18 @@ def checkpoint_steps(steps: int) -> list[int]:
     """100, 1000, 2000, ... up to `steps`, and `steps` itself."""
     marks = [100] + list(range(1000, steps + 1, 1000)) + [steps]
     return sorted({m for m in marks if 0 < m <= steps})
+
+
+def sample_figure_steps(marks: list[int]) -> list[int]:
+    """The checkpoints shown in the samples figure: 100, 1000, 2000 (those reached) and the last."""
+    return [m for m in marks if m in (100, 1000, 2000) or m == marks[-1]]
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """np.save, atomically (a reader never sees half a file)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _adam(lr: float, config):
@@ -221,13 +236,15 @@ def run_mixture(config, out: Path | None, strategy) -> dict:
 
 
 def run_sinusoids(config, out: Path | None, strategy) -> dict:
-    """§4.5: generated images and their fit quality at steps 100, 1000, 2000, ..."""
+    """§4.5: generated images and their fit quality at steps 100, 1000, 2000, ...; the samples
+    figure (100, 1000, 2000, last), the final phase histogram and samples.npy."""
     image_kw = dict(size=config.size, cycles=config.cycles, amplitude=config.amplitude,
                     half_width=config.half_width)
     gan = _build_gan(
         # several replicas: batch statistics of the global batch, as on one device
         lambda: models.conv_generator(config.latent_dim, config.g_filters, config.l2, config.batch_norm,
-                                      synchronized=strategy.num_replicas_in_sync > 1),
+                                      leaky=config.g_leaky, synchronized=strategy.num_replicas_in_sync > 1,
+                                      bias=config.g_bias),
         lambda: models.conv_discriminator(config.size, config.d_filters, l2=config.l2),
         config, strategy, noise="uniform", instance_noise=config.instance_noise)
     dataset = _batches(strategy, config, lambda rows, seed: data.sinusoid_dataset(rows, seed=seed, **image_kw))
@@ -236,7 +253,9 @@ def run_sinusoids(config, out: Path | None, strategy) -> dict:
                                 **image_kw).numpy()
     if out is not None:
         plots.plot_image_grid(real[:32], out / "real.png", "real")
-    checkpoints = []
+    checkpoints, shown, final_images = [], {}, []
+    marks = checkpoint_steps(config.steps)
+    figure_steps = sample_figure_steps(marks)
 
     def on_stop(step):
         gan.instance_noise.assign(config.instance_noise
@@ -246,6 +265,10 @@ def run_sinusoids(config, out: Path | None, strategy) -> dict:
         images = gan.generate(config.eval_samples)
         quality = fitter.quality(images, config.fit_threshold)
         checkpoints.append({"step": step, **quality})
+        if step in figure_steps:
+            shown[step] = images[:16]
+        if step == config.steps:
+            final_images.append(images)
         if out is None:
             return
         plots.plot_image_grid(images[:32], out / f"samples_step{step:06d}.png", f"step {step}")
@@ -253,22 +276,33 @@ def run_sinusoids(config, out: Path | None, strategy) -> dict:
               f"phase entropy {quality['phase_entropy_all']:.3f}", flush=True)
 
     start = time.perf_counter()
-    marks = checkpoint_steps(config.steps)
     stops = sorted(set(marks) | set(range(config.log_every, config.steps, config.log_every)))
     history = train(gan, dataset, config.steps, stops=stops, on_stop=on_stop, strategy=strategy)
     train_seconds = time.perf_counter() - start
     final = checkpoints[-1]
+    counts = np.asarray(final["phase_counts_all"])
     metrics = {
         "good_share": final["good_share"], "mean_score": final["mean_score"],
         "median_score": final["median_score"], "phase_entropy": final["phase_entropy"],
-        "phase_entropy_all": final["phase_entropy_all"], "checkpoints": checkpoints,
+        "phase_entropy_all": final["phase_entropy_all"],
+        "phase_counts": counts.tolist(), "phase_min_bin": int(counts.min()),
+        # the issue's bar: every 30-degree bin holds at least a third of its fair share
+        "phase_bins_ok": bool(counts.min() * len(counts) * 3 >= counts.sum()),
+        "checkpoints": checkpoints,
         "real": fitter.quality(real, config.fit_threshold),
         "d_real": float(np.mean(history["d_real"][-100:])), "d_fake": float(np.mean(history["d_fake"][-100:])),
         "fit_threshold": config.fit_threshold,
         "train_seconds": train_seconds,
     }
+    metrics["passed"] = bool(metrics["good_share"] >= 0.8 and metrics["phase_bins_ok"])
     if out is None:
         return metrics
+    samples = np.clip(final_images[0][..., 0], 0.0, 1.0).astype(np.float32)  # (n, size, size)
+    _save_npy(out / "samples.npy", samples)
+    plots.plot_sample_steps(shown, out / "samples.png")
+    plots.plot_phase_histogram(final["phase_counts_all"], final["phase_counts_good"], out / "phase_histogram.png",
+                               f"fitted phases of {len(samples)} generated images, step {config.steps}",
+                               config.fit_threshold)
     window = max(1, config.steps // 50)
     plots.plot_probabilities({"sinusoids": history}, out / "probabilities.png", window)
     plots.plot_losses({"sinusoids": history}, out / "losses.png", window)
