@@ -104,7 +104,7 @@ PRESETS = {
     # The gan stage of the cpu preset on the 2-core CPU (--init esrgan/weights/rrdb_x4.h5): the paper's
     # loss weights with an offline perceptual network, batch 8 of 64-px crops, guarded.
     "gan-cpu": replace(_GAN, num_filters=32, num_blocks=6, growth=16, hr_patch=64, batch_size=8,
-                       perceptual="vgg-random", steps=2000, lr_milestones=(), validate_every=100,
+                       perceptual="disc-features", perceptual_weight=0.3, lowpass_weight=2.0, steps=2000, lr_milestones=(), validate_every=100,
                        checkpoint_every=100, log_every=20),
     # A few seconds on a CPU: smoke tests of the whole pipeline, not a useful model.
     "tiny": ESRGANConfig(num_filters=8, num_blocks=1, growth=4, disc_filters=8, hr_patch=32, batch_size=2,

@@ -122,7 +122,8 @@ PRESETS = {
                             steps=5600, validate_every=400, checkpoint_every=200, log_every=50),
     # The gan stage on the 2-core CPU, from krasserm's published SRResNet-MSE (--init krasserm:srresnet):
     # VGG54-style content loss on an offline feature network, batch 8 of 64-px crops, guarded.
-    "srgan-cpu": replace(_SRGAN, content_loss="vgg54", perceptual="vgg-random", tanh_output=True, hr_patch=64, batch_size=8,
+    "srgan-cpu": replace(_SRGAN, content_loss="vgg54", perceptual="disc-features", content_weight=0.002,
+                         lowpass_weight=1.0, lr=2e-4, tanh_output=True, hr_patch=64, batch_size=8,
                          steps=2000, lr_decay_at=None, validate_every=100, checkpoint_every=100, log_every=20),
     # A few seconds on a CPU: smoke tests of the whole pipeline, not a useful model.
     "tiny": SRGANConfig(
