@@ -23,7 +23,7 @@ import common  # noqa: F401  (quiet TensorFlow import)
 from common.chapter import (InitError, Session, fit_and_export, generator_parser, generator_session, init_generator, resolve_init,  # noqa: F401
                             run_cli)  # init_generator: re-exported for the chapter's users
 from common.training import make_strategy
-from common.perceptual import FeatureLoss, LowPassLoss, frozen, hidden_layers
+from common.perceptual import FeatureLoss, LowPassLoss, SumOfLosses, frozen, hidden_layers
 from common.vgg import vgg_features
 from common.config_cli import config_from_args
 from esrgan.config import PRESETS, ESRGANConfig, default_preset
@@ -31,7 +31,6 @@ from esrgan.gan import ESRGAN, PSNRTrainer
 from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
                            RelativisticGeneratorLoss)
 from esrgan.models import discriminator, rrdb_generator
-from srgan.losses import SumOfLosses
 
 PERCEPTUAL_LAYER = "conv5_4"  # VGG19, before its ReLU
 

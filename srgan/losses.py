@@ -71,19 +71,6 @@ class VGGContentLoss:
         return f"VGGContentLoss(layer={self.layer!r}, weight={self.weight:g})"
 
 
-class SumOfLosses:
-    """Several (hr, sr) losses added: e.g. a feature loss plus a small pixel term."""
-
-    def __init__(self, *losses):
-        self.losses = losses
-
-    def __call__(self, hr, sr):
-        return tf.add_n([loss(hr, sr) for loss in self.losses])
-
-    def __repr__(self):
-        return " + ".join(map(repr, self.losses))
-
-
 class AdversarialLoss:
     """Generator's adversarial loss -log D(G(x)), on discriminator logits of generated images."""
 

@@ -24,9 +24,9 @@ from common.training import make_strategy
 from common.config_cli import config_from_args
 from srgan.config import PRESETS, SRGANConfig, preset_for
 from srgan.gan import SRGAN, SRResNetTrainer
-from common.perceptual import LowPassLoss, frozen
+from common.perceptual import LowPassLoss, SumOfLosses, frozen
 from srgan.krasserm import load_krasserm_discriminator
-from srgan.losses import DISC_LAYERS, AdversarialLoss, DiscriminatorLoss, PixelL1, SumOfLosses, TotalVariation, content_loss
+from srgan.losses import DISC_LAYERS, AdversarialLoss, DiscriminatorLoss, PixelL1, TotalVariation, content_loss
 from srgan.models import discriminator, srresnet
 
 
