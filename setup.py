@@ -14,6 +14,14 @@ setup(
         "srgan": ["weights/*"],
         "esrgan": ["weights/*"],
     },
+    # Each chapter declares itself (common.registry.Chapter); the library finds it only here.
+    entry_points={
+        "sr_toolkit.chapters": [
+            "srcnn = srcnn.chapter:CHAPTER",
+            "srgan = srgan.chapter:CHAPTER",
+            "esrgan = esrgan.chapter:CHAPTER",
+        ],
+    },
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3",

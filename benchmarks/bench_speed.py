@@ -14,7 +14,9 @@ median wall time, output megapixels per second and the process's peak RSS (VmHWM
 increasing order, so the peak after a size is that size's peak). With PyTorch installed the same
 runs are done for a PyTorch RRDBNet (esrgan.torch_reference) and a PyTorch SRResNet of the same
 layout (channels_last, torch's default threads), and ours / PyTorch is printed for every backend,
-the default one (common.backends: auto) first. The FLOPs of each model's convolutions give its
+the default one (common.backends: auto) first. On CPUs with AVX512-BF16/AMX, OpenVINO also runs
+the same IR in bfloat16 ("ours, OpenVINO bf16": OpenVINORunner(precision="bfloat16"), not the
+default; `--backends` leaves it out when not named). The FLOPs of each model's convolutions give its
 fp32 floor on this CPU: FLOPs / peak, with peak = cores x FLOP/cycle (32 with AVX2+FMA: two 8-wide
 FMA units; 64 with AVX-512) x the clock /proc/cpuinfo reports. `--in-process` runs everything in
 this process (quicker; the peak RSS is then this process's). `--tiny` uses 2-block models.
@@ -35,8 +37,10 @@ import common  # noqa: F401  (quiet TensorFlow import, when TensorFlow is used)
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINES = ("tensorflow", "openvino", "onnxruntime")  # our backends; "torch" is the peer
+# our backends ("openvino_bf16": OpenVINO in bfloat16, the opt-in, on CPUs with AVX512-BF16/AMX); "torch" is the peer
+ENGINES = ("tensorflow", "openvino", "onnxruntime", "openvino_bf16")
 SHOWN = {"tensorflow": "ours, TF", "openvino": "ours, OpenVINO", "onnxruntime": "ours, ONNX Runtime",
+         "openvino_bf16": "ours, OpenVINO bf16",
          "torch": "PyTorch"}
 
 
@@ -178,6 +182,7 @@ def convert(gen: dict, backend: str, folder: str) -> dict:
     from common import backends
 
     model = build_tf(gen)
+    backend = "openvino" if backend == "openvino_bf16" else backend  # the same IR; bf16 is a compile option
     _, name, _ = backends.CONVERTERS[backend]
     start = time.perf_counter()
     backends.CONVERTERS[backend][0](model, Path(folder) / name)
@@ -190,13 +195,17 @@ def measure(gen: dict, framework: str, sizes, runs: int, model_path=None) -> dic
     rng = np.random.default_rng(0)
     baseline = current_rss()
     rows = []
-    params = None
+    params = runner = None
     if framework == "tf":
         import tensorflow as tf
 
         model = build_tf(gen)
         params = model.count_params()
         forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    elif framework == "openvino_bf16":
+        from common import backends
+
+        runner = backends.OpenVINORunner(Path(model_path), precision="bfloat16")
     elif framework in ("openvino", "onnxruntime"):
         from common import backends
 
@@ -234,18 +243,18 @@ def measure(gen: dict, framework: str, sizes, runs: int, model_path=None) -> dic
                      **t, "mpix_per_s": out_pixels / 1e6 / t["wall_s"], "peak_rss_bytes": rss_bytes()})
         del xt
     return {"parameters": params, "baseline_rss_bytes": baseline, "rows": rows,
-            "threads": _threads(framework), "tensorflow_loaded": "tensorflow" in sys.modules}
+            "threads": _threads(framework, runner if framework.startswith("openvino") else None),
+            "tensorflow_loaded": "tensorflow" in sys.modules}
 
 
-def _threads(framework: str):
+def _threads(framework: str, runner=None):
     if framework == "torch":
         import torch
 
         return torch.get_num_threads()
-    if framework == "openvino":
-        from common import backends
-
-        return {k: str(v) for k, v in backends.OPENVINO_CONFIG.items()}
+    if framework.startswith("openvino"):  # the settings the runner compiled with, and how it treats shapes
+        return {**{k: str(v) for k, v in runner.config.items()},
+                "shapes": "static (compiled per input shape)" if runner.static_shapes else "dynamic"}
     if framework == "onnxruntime":
         return "onnxruntime default (one per physical core)"
     import tensorflow as tf
@@ -267,7 +276,7 @@ def measure_in_child(gen: dict, framework: str, sizes, runs: int, in_process: bo
     """measure() in a fresh process (converted models: converted first, in another process)."""
     with tempfile.TemporaryDirectory(prefix="bench_speed_") as folder:
         converted = {}
-        if framework in ("openvino", "onnxruntime"):
+        if framework in ("openvino", "onnxruntime", "openvino_bf16"):
             task = {"task": "convert", "gen": gen, "framework": framework, "folder": folder}
             converted = convert(gen, framework, folder) if in_process else _child(task)
         task = {"task": "measure", "gen": gen, "framework": framework, "sizes": list(sizes), "runs": runs,
@@ -328,7 +337,12 @@ def fp32_peak() -> tuple[float, str]:
 def installed_engines(wanted=None) -> list[str]:
     from common import backends
 
-    return [e for e in (wanted or ENGINES) if backends.installed(e)]
+    def available(engine):
+        if engine == "openvino_bf16":
+            return backends.installed("openvino") and backends.native_bfloat16_cpu()
+        return backends.installed(engine)
+
+    return [e for e in (wanted or ENGINES) if available(e)]
 
 
 def run(sizes=(128, 256), runs=3, with_torch=True, in_process=False, tiny=False, out=None, engines=None,
@@ -340,7 +354,7 @@ def run(sizes=(128, 256), runs=3, with_torch=True, in_process=False, tiny=False,
     env = environment()
     engines = installed_engines(engines)
     default = backends.choose_backend("auto")[0]
-    env["backends"] = {e: backends.version(e) for e in engines}
+    env["backends"] = {e: backends.version(e.removesuffix("_bf16")) for e in engines}
     out(format_environment(env))
     out("backends: " + ", ".join(f"{e} {v}" for e, v in env["backends"].items()) + f"; default (auto): {default}")
     peak, how = fp32_peak()

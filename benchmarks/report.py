@@ -361,6 +361,67 @@ def _find(results, key, dataset, scale):
     return next((r for r in results if r["key"] == key and r["dataset"] == dataset and r["scale"] == scale), None)
 
 
+ENGINE_KEYS = (("tf", "tensorflow", "TensorFlow"), ("openvino", "openvino", "OpenVINO"),
+               ("onnxruntime", "onnxruntime", "ONNX Runtime"),
+               ("openvino_bf16", "openvino_bf16", "OpenVINO bf16"))  # (bench_speed key, backend, shown)
+
+
+def speed_section(sp: dict) -> list[str]:
+    """The speed table from bench_speed's JSON: one row per generator and size, a time column per
+    backend that ran (TensorFlow, the reference, first; the default one marked), PyTorch, each
+    backend's time / PyTorch's, and the peak RSS of each process."""
+    st = sp["settings"]
+    default = st.get("default_backend", "tensorflow")
+    engines = [(k, b, shown) for k, b, shown in ENGINE_KEYS if any(k in e for e in sp["results"])]
+    torch = any("torch" in e for e in sp["results"])
+    frameworks = [k for k, _, _ in engines] + (["torch"] if torch else [])
+    names = {k: shown + (" (default)" if b == default else "") for k, b, shown in engines}
+    names["torch"] = "PyTorch"
+    baselines = [e[fw]["baseline_rss_bytes"] for e in sp["results"] for fw in frameworks if fw in e]
+    L = ["## Speed (forward pass, batch 1)", "", _env_line(sp["environment"]), "",
+         "Backends: " + ", ".join(f"{shown} {sp['environment'].get('backends', {}).get(b, '')}".strip()
+                                  for _, b, shown in engines)
+         + f"; default (`--backend auto`): {default}. PyTorch: channels_last, its default threads."
+         if engines else "", "",
+         f"Median of {st['runs']} runs after a warm-up; random weights; "
+         + ("peak RSS of this one process (in-process mode)." if st["in_process"] else
+            "each model and framework in a fresh process (converted models converted in another one first, "
+            "so the timed process holds no TensorFlow); peak RSS of that process"
+            + (f" (after imports at least {min(baselines) / 1e9:.2f} GB)." if baselines else ".")),
+         ""]
+    header = (["Generator", "LR input"] + [f"{names[k]} s" for k, _, _ in engines] + (["PyTorch s"] if torch else [])
+              + ([f"{names[k]} / PyTorch" for k, _, _ in engines] if torch else [])
+              + ["peak RSS GB (" + " / ".join(names[fw] for fw in frameworks) + ")"])
+    L += [_row(header), _row(["---"] * len(header))]
+    for e in sp["results"]:
+        present = [fw for fw in frameworks if fw in e]
+        if not any(fw in e for fw, _, _ in engines):
+            continue
+        by_size = {fw: {r["size"]: r for r in e[fw]["rows"]} for fw in present}
+        for size in sorted({s for fw in present for s in by_size[fw]}):
+            rows = {fw: by_size[fw].get(size) for fw in present}
+            first = next(r for r in rows.values() if r)
+            side = first["input"][1]
+            cells = [e["label"], f"{size}x{size}" + (f" (SRCNN input {side}x{side})" if side != size else "")]
+            cells += [f3(rows[k]["wall_s"]) if rows.get(k) else "-" for k, _, _ in engines]
+            if torch:
+                t = rows.get("torch")
+                cells.append(f3(t["wall_s"]) if t else "-")
+                cells += [f2(rows[k]["wall_s"] / t["wall_s"]) if rows.get(k) and t else "-" for k, _, _ in engines]
+            cells.append(" / ".join(f2(rows[fw]["peak_rss_bytes"] / 1e9) if rows.get(fw) else "-" for fw in frameworks))
+            L.append(_row(cells))
+    floors = [(e["label"], s, f) for e in sp["results"] for s, f in e.get("fp32_floor", {}).items()]
+    if floors:
+        L += ["", f"fp32 floor (convolution FLOPs / assumed peak; {st.get('fp32_peak_how', '')}), "
+                  f"default backend's time / floor: "
+              + "; ".join(f"{label} {s}x{s}: {f['gflop']:.0f} GFLOP, {f['floor_s']:.2f} s, {f['over_floor']:.2f}x"
+                          for label, s, f in floors) + "."]
+    if sp["skipped"]:
+        L += ["", "Skipped: " + "; ".join(sp["skipped"]) + "."]
+    L.append("")
+    return L
+
+
 def render(out: Path, quick: bool, cfg: dict, data: dict, elapsed: dict, reused=()) -> str:
     L = []
     total = sum(elapsed.values())
@@ -444,28 +505,7 @@ def render(out: Path, quick: bool, cfg: dict, data: dict, elapsed: dict, reused=
     L.append("")
     sp = data.get("speed")
     if sp:
-        st = sp["settings"]
-        L += ["## Speed (forward pass, batch 1)", "", _env_line(sp["environment"]), "",
-              f"Median of {st['runs']} runs after a warm-up; random weights; output megapixels per second; "
-              + ("peak RSS of this one process (in-process mode)." if st["in_process"] else
-                 "peak RSS of a fresh process per model and framework (includes TensorFlow's import, about "
-                 f"{min(e[fw]['baseline_rss_bytes'] for e in sp['results'] for fw in ('tf', 'torch') if fw in e) / 1e9:.2f} GB)."),
-              "", _row(["Generator", "LR input", "ours s", "ours MP/s", "ours peak RSS GB", "PyTorch s",
-                        "PyTorch MP/s", "PyTorch peak RSS GB", "ours / PyTorch"]), _row(["---"] * 9)]
-        for e in sp["results"]:
-            if "tf" not in e:
-                continue
-            for i, row in enumerate(e["tf"]["rows"]):
-                t = e["torch"]["rows"][i] if "torch" in e else None
-                ratio = e.get("ratio", {}).get(str(row["size"]))
-                side = row["input"][1]
-                L.append(_row([e["label"], f"{row['size']}x{row['size']}" + (f" (SRCNN input {side}x{side})" if side != row["size"] else ""),
-                               f3(row["wall_s"]), f3(row["mpix_per_s"]), f2(row["peak_rss_bytes"] / 1e9),
-                               f3(t["wall_s"]) if t else "-", f3(t["mpix_per_s"]) if t else "-",
-                               f2(t["peak_rss_bytes"] / 1e9) if t else "-", f2(ratio) if ratio else "-"]))
-        if sp["skipped"]:
-            L += ["", "Skipped: " + "; ".join(sp["skipped"]) + "."]
-        L.append("")
+        L += speed_section(sp)
     tr = data.get("training")
     if tr:
         L += ["## Training speed", "", _env_line(tr["environment"]), "",

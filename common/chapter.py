@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 import common  # noqa: F401  (quiet TensorFlow import)
+from common.checkpoints import CheckpointError
 from common.config_cli import add_config_arguments
 from common.data import train_dataset
 from common.evaluate import evaluate_model
@@ -184,7 +185,8 @@ def generator_session(config, run_dir, strategy, model, trackables: dict, init, 
     `trackables` holds "generator" and "g_optimizer" (and "discriminator", "d_optimizer" for a GAN);
     `meta` is the checkpoint metadata validation upscales with; `run_config` goes to config.json.
     `guarded` (GAN stages): validation adds NIQE, and `config.max_psnr_drop`, `max_colour_shift`
-    and `d_saturation` stop a run that wrecks its generator (common.training.TrainingCollapsed)."""
+    and `d_saturation` stop a run that wrecks its generator (common.training.TrainingCollapsed);
+    with `config.ema_decay` the weight average of the generator is validated and exported."""
     run_dir = Path(run_dir)
     train_dirs = [resolve_data(d) for d in config.train_data]
     val_dir = resolve_data(config.val_data)
@@ -196,24 +198,37 @@ def generator_session(config, run_dir, strategy, model, trackables: dict, init, 
             train_dirs, config.scale, hr_patch=config.hr_patch, batch_size=batch_size,
             degradation=config.degradation, seed=config.seed, start_step=start_step, input_context=ctx)
 
+    step, shown = model.train_step, generator
+    if guarded and getattr(config, "ema_decay", 0.0):
+        from common.ema import AveragedStep, WeightAverage
+
+        with strategy.scope():
+            step = AveragedStep(model.train_step, trackables, WeightAverage(generator, config.ema_decay))
+        trackables, shown = step.trackables, step.average.average
+
     trainer = Trainer(
-        run_dir, model.train_step, make_dataset, trackables=trackables, total_steps=config.steps,
+        run_dir, step, make_dataset, trackables=trackables, total_steps=config.steps,
         strategy=strategy, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
         validate_every=config.validate_every,
-        validate=generator_validation(generator, meta, val_dir, config, name, perceptual=guarded),
+        validate=generator_validation(shown, meta, val_dir, config, name, perceptual=guarded),
         config={**run_config, "init": init_source}, progress=progress,
         # the quality guard needs validations (none: a quick run, e.g. in a notebook)
         guard=collapse_guard(config.max_psnr_drop, config.max_colour_shift) if guarded and config.validate_every else None,
         loss_guard=saturation_guard(config.d_saturation) if guarded else None,
+        # a GAN stage trades PSNR for natural texture: its best step is the lowest NIQE
+        best_metric="niqe" if guarded else None, best_mode="min" if guarded else "max",
     )
-    return Session(config, trainer, model, generator, trackables["g_optimizer"], trackables.get("discriminator"),
+    if shown is not generator:
+        step.start_average(tf.train.latest_checkpoint(str(run_dir / "checkpoints")))
+    # the generator a session shows and exports: the weight average when there is one
+    return Session(config, trainer, model, shown, trackables["g_optimizer"], trackables.get("discriminator"),
                    trackables.get("d_optimizer"), init_source)
 
 
 def fit_and_export(session: Session, run_dir, export, meta_fn: Callable, best: bool, display: str,
                    progress: bool = True) -> dict:
     """Run the session's Trainer; with `export`, the chief writes the generator: the best validated
-    step when `best` (PSNR-oriented stages), else the last one (a GAN's PSNR is not its goal).
+    step when `best` (highest PSNR, or a GAN stage's lowest NIQE), else the last one.
     `meta_fn(step, psnr)` gives the checkpoint's JSON. Returns the Trainer's result + "exported"."""
     trainer, generator, run_dir = session.trainer, session.generator, Path(run_dir)
     result = trainer.fit()
@@ -290,7 +305,8 @@ def run_cli(train_fn: Callable, args, config, run_dir: Path, init) -> int:
     vgg_weights = None if args.vgg_weights == "random" else args.vgg_weights
     try:
         result = train_fn(config, run_dir, args.strategy, init, args.export, vgg_weights, progress=not args.quiet)
-    except (VGGWeightsUnavailable, InitError, FileNotFoundError) as exc:
+    # CheckpointError: e.g. --perceptual pretrained-disc when its published weights are not installed
+    except (VGGWeightsUnavailable, InitError, CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (TrainingDiverged, TrainingCollapsed) as exc:

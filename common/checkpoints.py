@@ -191,7 +191,7 @@ def _build_from_meta(file: Path, meta: dict):
 
 def _load_foreign(file: Path):
     """(model, meta) from a loader of foreign files (e.g. the thesis's Keras 2 SRCNN), or None."""
-    for target in registry.FOREIGN_LOADERS:
+    for target in registry.foreign_loaders():
         try:
             return registry.load_function(target)(file)
         except (ImportError, ValueError):
@@ -203,14 +203,15 @@ def load_model(path, meta: dict | None = None):
     """Load a checkpoint given as X.h5, X.weights.h5 or X (prefers X.h5); returns (model, meta).
 
     X.weights.h5 is rebuilt from the JSON's architecture and args through common.registry.
-    Also accepted: named weight sources such as "krasserm:srgan" (registry.WEIGHT_SOURCES) and
-    foreign files without a JSON that a registered loader recognises (the thesis's Keras 2 SRCNN).
+    Also accepted: named weight sources such as "krasserm:srgan" (a chapter's `weight_sources`) and
+    foreign files without a JSON that a chapter's loader recognises (the thesis's Keras 2 SRCNN).
     `meta` overrides the JSON beside the file. Models are loaded uncompiled.
     """
     source, _, name = str(path).partition(":")
-    if name and source in registry.WEIGHT_SOURCES and not Path(path).exists():
+    sources = registry.weight_sources() if name else {}
+    if source in sources and not Path(path).exists():
         try:
-            return registry.load_function(registry.WEIGHT_SOURCES[source])(name)
+            return registry.load_function(sources[source])(name)
         except (ImportError, ValueError, OSError) as exc:
             raise CheckpointError(f"{path}: {_first_line(exc)}") from None
     path = Path(path)

@@ -10,7 +10,6 @@ output is rounded to 8 bits; PSNR/SSIM on the BT.601 Y channel with `scale` bord
 Results of a model name the backend that ran it ("backend"; common.backends).
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Callable
@@ -20,7 +19,8 @@ import numpy as np
 import common  # noqa: F401
 from common.data import eval_pairs
 from common.degradations import DEGRADATIONS, imresize
-from common.images import ImageError, atomic_write_bytes, to_uint8
+from common.files import write_json
+from common.images import ImageError, to_uint8
 from common.metrics import psnr, ssim
 from common.backends import BACKENDS
 from common.precision import PRECISIONS, resolve_precision
@@ -100,10 +100,6 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(result: dict, path) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(result, indent=2) + "\n").encode())
-
-
 def model_upscaler(model_spec: str, scale: int, precision: str = "float32",
                    backend: str = "auto") -> tuple[UpscaleFn, str]:
     """bicubic | nearest | a checkpoint path -> (upscale function, display name).
@@ -170,7 +166,7 @@ def run(upscale_fn: UpscaleFn, name: str, args) -> dict:
                             self_ensemble=getattr(args, "self_ensemble", False))
     print(format_report(result))
     if args.json:
-        write_json(result, args.json)
+        write_json(args.json, result)
     return result
 
 

@@ -1,8 +1,9 @@
 """Step-counted training harness shared by every chapter.
 
-A chapter gives a per-replica `step_fn(batch) -> {name: scalar}` (gradients and optimizer
-updates inside), the objects to checkpoint (models, optimizers, RNGs) and a dataset factory.
-The harness adds what every long run needs:
+A chapter gives a step object (`TrainStep`: its per-replica `train_step(batch) -> {name:
+scalar}`, gradients and optimizer updates inside, and its `trackables`, the models, optimizers
+and RNGs a checkpoint holds) and a dataset factory; a bare `step_fn` with the trackables beside
+it works too. The harness adds what every long run needs:
 
 * resume from the run directory's latest checkpoint (``tf.train.CheckpointManager``, whose
   index file is replaced atomically), saved every `checkpoint_every` steps, at the end and on
@@ -12,6 +13,9 @@ The harness adds what every long run needs:
 * a stop with a clear message when a loss becomes NaN/Inf, keeping the last good checkpoint;
 * `tf.distribute`: models and optimizers must be created under ``strategy.scope()``; the
   dataset comes from ``distribute_datasets_from_function``; only the chief writes.
+
+Without a run directory (`run_dir=None`) the run is kept in memory: no checkpoints, no resume,
+no files, and Ctrl-C raises KeyboardInterrupt as usual (a study's short runs, esrgan.ablation).
 
 Distribution details: `step_fn` runs once per replica on that replica's part of the global batch
 (it must scale losses by the global batch, e.g. `global_average`). Only the chief writes the run
@@ -31,7 +35,7 @@ import signal
 import tempfile
 import weakref
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import keras
 import numpy as np
@@ -171,7 +175,7 @@ class GeneratorTrainer(keras.Model):
     `loss(target, sr)` is a mean over the replica's batch; it is divided by the number of replicas
     before differentiation (the optimizer sums replicas' gradients), so updates follow the global
     batch mean. `to_output_range` maps HR [0, 1] to the generator's output range. The step
-    returns {metric: loss}.
+    returns {metric: loss}. A `TrainStep`: hand it to the Trainer as it is.
     """
 
     def __init__(self, generator, loss, metric: str = "loss", to_output_range=None, **kwargs):
@@ -185,6 +189,14 @@ class GeneratorTrainer(keras.Model):
         super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer
         g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def trackables(self) -> dict:
+        return {"generator": self.generator, "g_optimizer": self.g_optimizer}
+
+    @property
+    def metric_names(self) -> tuple:
+        return (self.metric,)
 
     def call(self, lr, training=False):
         return self.generator(lr, training=training)
@@ -203,7 +215,7 @@ class GeneratorTrainer(keras.Model):
 
 class AdversarialModel(keras.Model):
     """Base of the two-network GANs (SRGAN, ESRGAN): `compile(g_optimizer, d_optimizer)` and the
-    generator as the model's forward pass; subclasses write `train_step`."""
+    generator as the model's forward pass; subclasses write `train_step`. A `TrainStep`."""
 
     def __init__(self, generator, discriminator, **kwargs):
         super().__init__(**kwargs)
@@ -217,6 +229,11 @@ class AdversarialModel(keras.Model):
         # Slot variables now (in the caller's strategy scope, before any checkpoint restore).
         g_optimizer.build(self.generator.trainable_variables)
         d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def trackables(self) -> dict:
+        return {"generator": self.generator, "g_optimizer": self.g_optimizer,
+                "discriminator": self.discriminator, "d_optimizer": self.d_optimizer}
 
     def call(self, lr, training=False):
         return self.generator(lr, training=training)
@@ -244,8 +261,31 @@ def export_history(run_dir, model_path, key: str = "psnr") -> Path:
     return path
 
 
+def _constant_learning_rates(trackables: dict) -> dict:
+    """{name: (learning-rate variable, its value now)} of the optimizers with a constant rate."""
+    rates = {}
+    for name, obj in trackables.items():
+        variable = getattr(obj, "_learning_rate", None) if isinstance(obj, keras.optimizers.Optimizer) else None
+        if isinstance(variable, keras.Variable):  # not a schedule
+            rates[name] = (variable, float(keras.ops.convert_to_numpy(variable)))
+    return rates
+
+
+class TrainStep(Protocol):
+    """What the Trainer runs. `train_step(batch)` -> {metric: scalar}, once per replica on its
+    part of the global batch, updates inside. `trackables`: {name: model, optimizer, RNG, ...},
+    what a checkpoint holds; the names are the checkpoint's keys, so they must not change between
+    versions (a run resumes by them). A step may also name `metric_names`, the figures the
+    Trainer logs of what train_step returns (default: all of them)."""
+
+    trackables: dict
+
+    def train_step(self, batch) -> dict: ...
+
+
 class Trainer:
-    """Runs `step_fn` for `total_steps` steps with checkpoints, validation and logging.
+    """Runs a step object (or `step_fn`) for `total_steps` steps with checkpoints, validation and
+    logging.
 
     make_dataset(start_step, input_context) -> tf.data.Dataset of per-replica batches; the
     start step lets a resumed run draw new random crops instead of replaying the old ones.
@@ -256,10 +296,10 @@ class Trainer:
     def __init__(
         self,
         run_dir,
-        step_fn: Callable,
+        step: TrainStep | Callable,
         make_dataset: Callable,
-        trackables: dict,
-        total_steps: int,
+        trackables: dict | None = None,
+        total_steps: int | None = None,
         strategy: tf.distribute.Strategy | None = None,
         checkpoint_every: int = 1000,
         log_every: int = 100,
@@ -270,21 +310,56 @@ class Trainer:
         progress: bool = True,
         guard: Callable | None = None,
         loss_guard: Callable | None = None,
+        best_metric: str | None = None,
+        best_mode: str = "max",
+        run_eagerly: bool = False,
+        description: str | None = None,
+        steps_per_call: int = 1,
     ):
-        """`run_dir` is written by the chief only; `trackables` are checkpointed (and their BN
-        moving statistics kept equal over replicas); `validate` runs on the chief only.
+        """`step`: a `TrainStep`, or a bare `step_fn(batch)` with its `trackables`. `run_dir` is
+        written by the chief only (None: nothing is written, see the module notes); the trackables
+        are checkpointed (and their BN moving statistics kept equal over replicas); `validate` runs
+        on the chief only.
 
         `guard(metrics, start_metrics)` -> None or a reason to stop: a new run is validated at step 0
         and every later validation is judged against that; checkpoints are then written only at
         validated steps (`checkpoint_every` a multiple of `validate_every`), so the latest one has
-        passed. `loss_guard(logged_means)` -> None or a reason, judged at every log."""
-        if guard is not None and (not validate or not validate_every or checkpoint_every % validate_every):
+        passed. `loss_guard(logged_means)` -> None or a reason, judged at every log.
+
+        `best_metric` (default: the first metric validate returns) decides the best checkpoint, the
+        highest with `best_mode` "max", the lowest with "min" (e.g. NIQE).
+
+        An optimizer's constant learning rate is part of its checkpoint; a resumed run uses the
+        rate it was built with (the run's config), so a changed `--lr` takes effect.
+
+        `run_eagerly`: no tf.function (tracing a large step can cost more than a short run);
+        `description` labels the progress bar and the messages of a stopped run.
+        `steps_per_call` > 1 runs that many steps in one graph call (tiny networks, whose steps
+        are dominated by Python); a call ends at the next log, validation or checkpoint, so those
+        happen at the same steps, and a NaN is still reported at its step. A stop request is
+        seen between calls."""
+        if steps_per_call < 1:
+            raise ValueError(f"steps_per_call must be at least 1, not {steps_per_call}")
+        self.steps_per_call = int(steps_per_call)
+        if total_steps is None:
+            raise TypeError("Trainer needs total_steps")
+        step_fn = getattr(step, "train_step", step)
+        trackables = getattr(step, "trackables", None) if trackables is None else trackables
+        if trackables is None:
+            raise TypeError("Trainer needs the step's trackables (a TrainStep, or step_fn with trackables)")
+        self._metric_names = getattr(step, "metric_names", None)
+        self.run_eagerly, self.description = run_eagerly, description
+        if guard is not None and (not validate or not validate_every
+                                  or run_dir is not None and checkpoint_every % validate_every):
             raise ValueError("a guarded run validates at every checkpoint: checkpoint_every must be a "
                              f"multiple of validate_every ({checkpoint_every}, {validate_every})")
+        if best_mode not in ("max", "min"):
+            raise ValueError(f"best_mode must be 'max' or 'min', not {best_mode!r}")
         self.guard, self.loss_guard = guard, loss_guard
+        self.best_metric, self.best_mode = best_metric, best_mode
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
-        self.run_dir = Path(run_dir)
+        self.run_dir = None if run_dir is None else Path(run_dir)
         self.total_steps = int(total_steps)
         self.checkpoint_every, self.log_every = checkpoint_every, log_every
         self.validate_every, self.validate = validate_every, validate
@@ -292,49 +367,75 @@ class Trainer:
         self._step_fn, self._make_dataset = step_fn, make_dataset
         self._stop_requested = False
         self._statistics = moving_statistics(*trackables.values())
+        self.writes = self.chief and self.run_dir is not None  # this process writes the run folder
 
         # Non-chief workers write their (required) checkpoint copies to a scratch folder.
-        self.scratch_dir = None if self.chief else _scratch_dir(self.run_dir, self.strategy)
-        if self.scratch_dir is not None:
+        self.scratch_dir = None
+        if not self.chief and self.run_dir is not None:
+            self.scratch_dir = _scratch_dir(self.run_dir, self.strategy)
             weakref.finalize(self, shutil.rmtree, str(self.scratch_dir), True)
         write_dir = self.scratch_dir or self.run_dir
-        if self.chief:
+        if self.writes:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if config is not None:
                 write_json(self.run_dir / "config.json", config)
         with self.strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(step=self.step, **trackables)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(write_dir / "checkpoints"), max_to_keep=max_to_keep,
-            step_counter=self.step,
-        )
-        self.best_manager = tf.train.CheckpointManager(
-            self.checkpoint, str(write_dir / "best"), max_to_keep=1, checkpoint_name="best"
-        )
-        # Every worker resumes from the chief's checkpoints.
-        latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
+        self.manager = self.best_manager = latest = None
+        if write_dir is not None:
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, str(write_dir / "checkpoints"), max_to_keep=max_to_keep,
+                step_counter=self.step,
+            )
+            self.best_manager = tf.train.CheckpointManager(
+                self.checkpoint, str(write_dir / "best"), max_to_keep=1, checkpoint_name="best"
+            )
+            # Every worker resumes from the chief's checkpoints.
+            latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
         if latest:
+            rates = _constant_learning_rates(trackables)
             self.checkpoint.restore(latest)
+            self._keep_learning_rates(rates)
         self._saved_step = int(self.step.numpy()) if latest else None
         self._check_same_start()
         self.best = self._read_best()
         self.writer = (
-            tf.summary.create_file_writer(str(self.run_dir / "logs")) if self.chief
+            tf.summary.create_file_writer(str(self.run_dir / "logs")) if self.writes
             else tf.summary.create_noop_writer()
         )
         self.history: list[dict] = []
+        self.validations: list[dict] = []
 
     # --- bookkeeping --------------------------------------------------------------------
     @property
     def resumed_from(self) -> int:
         return int(self.step.numpy())
 
-    def _read_best(self) -> dict | None:
-        path = self.run_dir / "best.json"
-        return json.loads(path.read_text()) if path.exists() else None
+    def _keep_learning_rates(self, rates: dict):
+        for name, (variable, value) in rates.items():
+            restored = float(keras.ops.convert_to_numpy(variable))
+            if restored != value:
+                variable.assign(value)
+                if self.chief and self.progress:
+                    print(f"{name}: learning rate {value:g} (the checkpoint's was {restored:g})")
 
-    def save(self) -> str:
+    def _is_better(self, metrics: dict) -> bool:
+        key = self.best_metric or next(iter(metrics))
+        if key not in metrics:
+            return False
+        if self.best is None or key not in self.best:
+            return True
+        return metrics[key] < self.best[key] if self.best_mode == "min" else metrics[key] > self.best[key]
+
+    def _read_best(self) -> dict | None:
+        path = None if self.run_dir is None else self.run_dir / "best.json"
+        return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+    def save(self) -> str | None:
+        """Write a checkpoint of the current step (None: the run keeps no checkpoints)."""
+        if self.manager is None:
+            return None
         path = self.manager.save(checkpoint_number=int(self.step.numpy()))
         self._saved_step = int(self.step.numpy())
         return path
@@ -377,29 +478,61 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------
     def _distributed_step(self):
-        strategy, statistics = self.strategy, self._statistics
+        strategy, statistics, names = self.strategy, self._statistics, self._metric_names
 
         def replica_step(batch, stop):
             results = dict(self._step_fn(batch))
+            if names is not None:
+                missing = [k for k in names if k not in results]
+                if missing:
+                    raise ValueError(f"train_step returned no {', '.join(missing)} (it returns {', '.join(results)})")
+                results = {k: results[k] for k in names}
             average_over_replicas(statistics)
             context = tf.distribute.get_replica_context()
             results["_stop"] = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(stop))
             return results
 
-        @tf.function
         def run(batch, stop):
             results = strategy.run(replica_step, args=(batch, stop))
             return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                     for k, v in results.items()}
 
-        return run
+        def run_many(iterator, n, stop):
+            """`n` steps in one call, no Python between them: {name: the n steps' values}."""
+            first = run(next(iterator), stop)
+            keys = tuple(first)
+            arrays = tuple(tf.TensorArray(first[k].dtype, size=n).write(0, first[k]) for k in keys)
+            for i in tf.range(1, n):
+                out = run(next(iterator), stop)
+                arrays = tuple(a.write(i, out[k]) for a, k in zip(arrays, keys))
+            return {k: a.stack() for k, a in zip(keys, arrays)}
+
+        compile_ = (lambda f: f) if self.run_eagerly else tf.function
+        if self.steps_per_call == 1:
+            one = compile_(run)
+            return lambda iterator, n, stop: [one(next(iterator), stop)]
+        many = compile_(run_many)
+
+        def call(iterator, n, stop):  # -> [{name: value} per step]
+            arrays = {k: v.numpy() for k, v in many(iterator, tf.constant(n), stop).items()}
+            return [{k: a[i] for k, a in arrays.items()} for i in range(n)]
+
+        return call
+
+    def _call_size(self, step: int) -> int:
+        """Steps in the next call: up to `steps_per_call`, ending at the next log, validation or
+        checkpoint (or the last step), so that those happen at the same steps as one by one."""
+        every = (self.log_every, self.validate_every if self.validate else None,
+                 self.checkpoint_every if self.manager is not None else None)
+        next_mark = min([self.total_steps] + [(step // e + 1) * e for e in every if e])
+        return max(1, min(self.steps_per_call, next_mark - step))
 
     def _log(self, step: int, means: dict):
         with self.writer.as_default(step=step):
             for k, v in means.items():
                 tf.summary.scalar(f"train/{k}", v)
         self.history.append({"step": step, **means})
-        if self.chief:
+        if self.writes:
             with open(self.run_dir / "history.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, **means}) + "\n")
 
@@ -413,27 +546,35 @@ class Trainer:
                     tf.summary.scalar(f"val/{k}", v)
                 for name, img in (images or {}).items():
                     tf.summary.image(f"samples/{name}", np.clip(img, 0, 1)[None], max_outputs=1)
-            key = next(iter(metrics))
-            improved = self.best is None or metrics[key] > self.best[key]
+            improved = self._is_better(metrics)
         if _cluster(self.strategy) is not None:
             improved = self._all_workers_sum(float(improved)) > 0
-        if improved:
+        if improved and self.best_manager is not None:
             self.best_manager.save(checkpoint_number=step)
         if self.chief:
+            record = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+            self.validations.append(record)
             if improved:
-                self.best = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+                self.best = record
+        if self.writes:
+            if improved:
                 write_json(self.run_dir / "best.json", self.best)
             with open(self.run_dir / "validation.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, **{k: float(v) for k, v in metrics.items()}}) + "\n")
+                f.write(json.dumps(record) + "\n")
         return metrics
 
     def _start_metrics(self) -> dict | None:
-        """The validation at step 0 (guarded runs), from validation.jsonl."""
-        records = read_jsonl(self.run_dir / "validation.jsonl") if (self.run_dir / "validation.jsonl").exists() else []
+        """The validation at step 0 (guarded runs), from validation.jsonl (or this run's memory)."""
+        records = self.validations if self.run_dir is None else read_jsonl(self.run_dir / "validation.jsonl")
         return next((r for r in records if r["step"] == 0), None)
 
+    def _stopped(self, what: str, last_good) -> str:
+        """The one-line message of a stopped run; `description` names the run when there is one."""
+        kept = "(no checkpoints kept)" if self.manager is None else f"last good checkpoint kept: {last_good or 'none'}"
+        return f"{self.description + ': ' if self.description else ''}{what}; stopped; {kept}"
+
     def _collapsed(self, reason: str, step: int, last_good) -> TrainingCollapsed:
-        return TrainingCollapsed(f"{reason} at step {step}; stopped; last good checkpoint kept: {last_good or 'none'}")
+        return TrainingCollapsed(self._stopped(f"{reason} at step {step}", last_good))
 
     def fit(self) -> dict:
         """Train up to `total_steps`; returns {"step", "stopped", "best", "last"}."""
@@ -450,7 +591,8 @@ class Trainer:
         step_fn = self._distributed_step()
         if self.guard is not None and start == 0 and self._start_metrics() is None:
             self._run_validation(0)
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Ctrl-C / SIGTERM save a checkpoint; without checkpoints they keep their usual meaning.
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if self.manager is not None else {}
         for s in previous:
             signal.signal(s, self._request_stop)
 
@@ -466,60 +608,25 @@ class Trainer:
         if self.progress and self.chief:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.total_steps, initial=start, unit="step", dynamic_ncols=True)
-        sums: dict = {}
-        count, last = 0, None
-        last_good = self.manager.latest_checkpoint
+            bar = tqdm(total=self.total_steps, initial=start, unit="step", dynamic_ncols=True, desc=self.description)
+        self._sums, self._count, last = {}, 0, None  # the figures since the last log
+        last_good = self.manager and self.manager.latest_checkpoint
         # One process stops at once; workers of a cluster stop together after the step in
         # which any of them was asked to (the request travels with the step's all-reduce).
         alone = _cluster(self.strategy) is None
         stop = False
         try:
             while int(self.step.numpy()) < self.total_steps and not (stop or alone and self._stop_requested):
-                results = step_fn(next(iterator), tf.constant(float(self._stop_requested)))
-                stop = float(results.pop("_stop")) > 0
-                values = {k: float(v) for k, v in results.items()}
-                bad = [k for k, v in values.items() if not math.isfinite(v)]
-                if bad:
-                    raise TrainingDiverged(
-                        f"loss {bad[0]} became {values[bad[0]]} at step {int(self.step.numpy()) + 1}; "
-                        f"stopped; last good checkpoint kept: {last_good or 'none'}"
-                    )
-                self.step.assign_add(1)
-                step = int(self.step.numpy())
-                last = values
-                for k, v in values.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-                if step % self.log_every == 0 or step == self.total_steps:
-                    means = {k: v / count for k, v in sums.items()}
-                    self._log(step, means)
-                    sums, count = {}, 0
-                    reason = self.loss_guard(means) if self.loss_guard else None
-                    if reason:
-                        raise self._collapsed(reason, step, last_good)
-                if self.validate and self.validate_every and (
-                    step % self.validate_every == 0 or step == self.total_steps
-                ):
-                    metrics = self._run_validation(step)
-                    if bar is not None:
-                        bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                    reason = self.guard(metrics, self._start_metrics()) if self.guard and self.chief else None
-                    if self.guard and _cluster(self.strategy) is not None and \
-                            self._all_workers_sum(float(bool(reason))) > 0:
-                        reason = reason or "the chief's guard stopped the run"
-                    if reason:
-                        raise self._collapsed(reason, step, last_good)
-                if step % self.checkpoint_every == 0:
-                    last_good = self.save()
+                n = self._call_size(int(self.step.numpy()))
+                for results in step_fn(iterator, n, tf.constant(float(self._stop_requested))):
+                    stop = stop or float(results.pop("_stop")) > 0
+                    last = {k: float(v) for k, v in results.items()}
+                    last_good = self._after_step(last, bar, last_good)
         finally:
             if bar is not None:
                 bar.close()
         step = int(self.step.numpy())
-        if self._saved_step != step:  # the same decision on every worker
+        if self._saved_step != step and self.manager is not None:  # the same decision on every worker
             self.save()
         self._stop_requested = self._stop_requested or stop
         if self._stop_requested and self.chief:
@@ -527,9 +634,47 @@ class Trainer:
         self.writer.flush()
         return {"step": step, "stopped": self._stop_requested, "best": self.best, "last": last}
 
+    def _after_step(self, values: dict, bar, last_good):
+        """One step's bookkeeping: NaN stop, step count, progress, logs, validation, guards and
+        checkpoints. Returns the last good checkpoint."""
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(self._stopped(
+                f"loss {bad[0]} became {values[bad[0]]} at step {int(self.step.numpy()) + 1}", last_good))
+        self.step.assign_add(1)
+        step = int(self.step.numpy())
+        for k, v in values.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        self._count += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+        if step % self.log_every == 0 or step == self.total_steps:
+            means = {k: v / self._count for k, v in self._sums.items()}
+            self._log(step, means)
+            self._sums, self._count = {}, 0
+            reason = self.loss_guard(means) if self.loss_guard else None
+            if reason:
+                raise self._collapsed(reason, step, last_good)
+        if self.validate and self.validate_every and (
+            step % self.validate_every == 0 or step == self.total_steps
+        ):
+            metrics = self._run_validation(step)
+            if bar is not None:
+                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            reason = self.guard(metrics, self._start_metrics()) if self.guard and self.chief else None
+            if self.guard and _cluster(self.strategy) is not None and \
+                    self._all_workers_sum(float(bool(reason))) > 0:
+                reason = reason or "the chief's guard stopped the run"
+            if reason:
+                raise self._collapsed(reason, step, last_good)
+        if step % self.checkpoint_every == 0:
+            last_good = self.save()
+        return last_good
+
     def restore_best(self) -> bool:
         """Load the best validated weights into the tracked objects (False if none)."""
-        path = tf.train.latest_checkpoint(str(self.run_dir / "best"))
+        path = self.run_dir and tf.train.latest_checkpoint(str(self.run_dir / "best"))
         if path:
             self.checkpoint.restore(path).expect_partial()
         return bool(path)

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import backends, folder_run, inference, photo_metadata
+from common import backends, folder_run, inference, photo_metadata, registry
 from common import colour as cms
 from common.images import (
     IMAGE_EXTENSIONS,
@@ -38,9 +38,6 @@ from common.upscaler import UpscaleOptions, Upscaler
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
-CHAPTER_ARCHITECTURES = {"srcnn": ("srcnn",), "srgan": ("srresnet",), "esrgan": ("rrdb_generator",)}
-CHAPTER_OF = {arch: chapter for chapter, archs in CHAPTER_ARCHITECTURES.items() for arch in archs}
-DISCRIMINATORS = ("srgan_discriminator", "esrgan_discriminator")
 SIXTEEN_BIT_FORMATS = (".png", ".tif", ".tiff")
 ALPHA_FORMATS = (".png", ".tif", ".tiff", ".webp")
 EXIF_ORIENTATION = 0x0112
@@ -224,8 +221,11 @@ def process(src: Path, dst: Path, upscaler, args, progress=None) -> tuple[tuple[
 # --- the command ---------------------------------------------------------------------------------
 
 
-def build_parser(chapter: str | None, default_scale: int | None) -> argparse.ArgumentParser:
-    prog = f"python -m {chapter}.upscale" if chapter else "python -m common.upscale_cli"
+def build_parser(chapter: registry.Chapter | None) -> argparse.ArgumentParser:
+    """The command's flags; a chapter's command (`python -m <chapter>.upscale`) defaults to its
+    shipped weights and scale."""
+    prog = f"python -m {chapter.name}.upscale" if chapter else "python -m common.upscale_cli"
+    default_scale = chapter.default_scale if chapter else None
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Super-resolve images with a trained model (tiled, so any size fits in memory).",
@@ -275,14 +275,13 @@ def options_from(args) -> UpscaleOptions:
                           self_ensemble=args.self_ensemble)
 
 
-def _load_checkpoint(weights_arg, scale, options: UpscaleOptions, chapter, default_weights,
-                     default_scale) -> Upscaler:
+def _load_checkpoint(weights_arg, scale, options: UpscaleOptions, chapter: registry.Chapter | None) -> Upscaler:
     """The Upscaler of --weights (or the chapter's shipped weights) after checking what it holds."""
+    shipped_weights = chapter.default_weights(scale) if chapter else None
     if weights_arg:
         weights, shipped = Path(weights_arg), False
-    elif default_weights:
-        weights = Path(str(default_weights).format(scale=scale or default_scale))
-        shipped = True
+    elif shipped_weights:
+        weights, shipped = shipped_weights, True
         if weights.is_relative_to(Path.cwd()):  # shorter messages when run from the checkout
             weights = weights.relative_to(Path.cwd())
     else:
@@ -294,18 +293,20 @@ def _load_checkpoint(weights_arg, scale, options: UpscaleOptions, chapter, defau
     except backends.ModelLoadError as exc:
         reason = _reason(exc, weights)
         if shipped and "not found" in reason:
-            reason += _shipped_hint(default_weights, scale or default_scale)
+            reason += _shipped_hint(chapter, scale or chapter.default_scale)
         raise Failure(weights, reason) from None
     except inference.InferenceError as exc:
         raise Failure(weights, str(exc)) from None
     meta = prepared.meta
     architecture = meta.get("architecture")
-    if architecture in DISCRIMINATORS:
+    declared = registry.architecture(architecture) if isinstance(architecture, str) else None
+    if declared is not None and declared.role == "discriminator":
         raise Failure(weights, f"holds a discriminator ({architecture}), not an upscaling model")
-    allowed = CHAPTER_ARCHITECTURES.get(chapter or "")
+    allowed = chapter.generators if chapter else ()
     if allowed and architecture and architecture not in allowed:
-        hint = CHAPTER_OF.get(architecture)
-        raise Failure(weights, f"holds a different architecture: {architecture!r}, but {chapter}.upscale "
+        home = registry.chapter_of(architecture)
+        hint = home.name if home and architecture in home.generators else None
+        raise Failure(weights, f"holds a different architecture: {architecture!r}, but {chapter.name}.upscale "
                       f"runs {'/'.join(allowed)}" + (f" (use python -m {hint}.upscale)" if hint else ""))
     try:
         upscaler = Upscaler.from_options(prepared, options, scale=scale)  # scale: a bare .h5 without JSON
@@ -366,16 +367,17 @@ def _plan(args, scale: int) -> tuple[list[tuple[Path, Path]], list[Failure], boo
     return jobs, failures, single and len(sources) <= 1
 
 
-def main(argv=None, chapter: str | None = None, default_weights=None,
-         default_scale: int | None = None) -> int:
-    """Run the command; returns the exit code (0 ok, 1 some files failed, 2 error, 130 Ctrl-C)."""
-    args = build_parser(chapter, default_scale).parse_args(argv)
+def main(argv=None, chapter: "registry.Chapter | str | None" = None) -> int:
+    """Run the command; returns the exit code (0 ok, 1 some files failed, 2 error, 130 Ctrl-C).
+    `chapter` (a registered chapter or its name) gives the defaults of `python -m <chapter>.upscale`."""
+    if isinstance(chapter, str):
+        chapter = registry.chapter(chapter)
+    args = build_parser(chapter).parse_args(argv)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     quiet = args.quiet
     try:
         _check_options(args)
-        upscaler = _load_checkpoint(args.weights, args.scale, options_from(args), chapter, default_weights,
-                                    default_scale)
+        upscaler = _load_checkpoint(args.weights, args.scale, options_from(args), chapter)
         if not quiet:
             if args.precision != "float32":
                 print(upscaler.precision_note, file=sys.stderr)
@@ -407,13 +409,15 @@ def _check_options(args) -> None:
         raise Failure("--quality", f"{quality} is out of range: JPEG quality is 1 to 100 (default 95)")
 
 
-def _shipped_hint(default_weights, scale) -> str:
+def _shipped_hint(chapter: registry.Chapter, scale) -> str:
     """' (--scale 5 given; shipped: x2, x3, x4; ...)' for a chapter's missing shipped weights."""
-    pattern = Path(str(default_weights))
-    prefix, _, suffix = pattern.name.partition("{scale}")
-    scales = sorted(int(p.name[len(prefix) : len(p.name) - len(suffix)])
-                    for p in pattern.parent.glob(f"{prefix}*{suffix}")
-                    if p.name[len(prefix) : len(p.name) - len(suffix)].isdigit())
+    scales = set()
+    for pattern in map(Path, chapter.shipped_weights):
+        prefix, _, suffix = pattern.name.partition("{scale}")
+        scales.update(int(p.name[len(prefix) : len(p.name) - len(suffix)])
+                      for p in pattern.parent.glob(f"{prefix}*{suffix}")
+                      if p.name[len(prefix) : len(p.name) - len(suffix)].isdigit())
+    scales = sorted(scales)
     shipped = ", ".join(f"x{s}" for s in scales) or "none"
     return f" (--scale {scale} given; shipped weights: {shipped}; train x{scale} or pass --weights FILE)"
 

@@ -53,7 +53,6 @@ import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
 import keras
-import tensorflow as tf
 
 from common.config_cli import add_config_arguments, config_from_args, setting
 from common.data import eval_pairs, train_dataset
@@ -63,6 +62,7 @@ from common.images import ImageError, to_uint8
 from common.inference import upscale
 from common.layers import Rescale
 from common.paths import resolve_data
+from common.training import Trainer, TrainingDiverged
 from common.vgg import VGGWeightsUnavailable, vgg_features
 from esrgan.evaluate import image_niqe, mean_or_none
 from esrgan.gan import ESRGAN, PSNRTrainer
@@ -130,7 +130,8 @@ class AblationConfig:
     data: str = setting("Set5", "evaluation folder under ../shared/data, or a path")
     degradation: str = setting("bicubic", "how LR inputs are made from HR images: bicubic, gaussian or nearest")
     seed: int = setting(0, "random seed of the weights and the data order")
-    log_every: int = setting(50, "updates between progress lines", unit="steps")
+    log_every: int = setting(50, "updates between the Trainer's loss logs (in memory; the progress bar shows "
+                             "every update)", unit="steps")
     crop_image: str = setting("butterfly", "image of --data shown in crops.png (else the first one)")
     crop_size: int = setting(96, "side of the crop in crops.png", unit="HR px")
     hist_sigma: float = setting(2.0, "Gaussian smoothing of the histograms", unit="grey levels")
@@ -228,23 +229,14 @@ def _dataset(config: AblationConfig, train_dirs, start_step: int):
                          degradation=config.degradation, seed=config.seed, start_step=start_step)
 
 
-def _run_steps(train_step, dataset, steps: int, config: AblationConfig, what: str) -> dict:
-    """`steps` calls of a train step; returns the last figures (floats). Fails on NaN/inf.
-
-    The step is traced (tf.function) unless the run is so short that tracing would cost more.
-    """
-    step_fn = train_step if steps <= EAGER_STEPS else tf.function(train_step)
-    last, start = {}, time.monotonic()
-    for i, batch in enumerate(dataset.take(steps), start=1):
-        out = step_fn(batch)
-        if i == steps or i % max(config.log_every, 1) == 0:
-            last = {k: float(v) for k, v in out.items()}
-            bad = [k for k, v in last.items() if not math.isfinite(v)]
-            if bad:
-                raise FloatingPointError(f"{what}: {', '.join(bad)} not finite at step {i}")
-            figures = " ".join(f"{k}={v:.4g}" for k, v in last.items())
-            _log(f"  {what} {i}/{steps}  {figures}  ({time.monotonic() - start:.0f} s)")
-    return last
+def _train(step, config: AblationConfig, train_dirs, first_step: int, steps: int, what: str) -> dict:
+    """`steps` updates of a step object (common.training.TrainStep) on the seeded data stream from
+    `first_step`, in memory (no checkpoints: a column is short and retrained from its seed);
+    returns the last update's figures. Raises TrainingDiverged on NaN/Inf."""
+    trainer = Trainer(None, step, lambda start, ctx: _dataset(config, train_dirs, first_step + start),
+                      total_steps=steps, log_every=max(config.log_every, 1), description=what,
+                      run_eagerly=steps <= EAGER_STEPS)
+    return trainer.fit()["last"]
 
 
 def pretrain(column: Column, config: AblationConfig, train_dirs) -> tuple[keras.Model, dict]:
@@ -255,8 +247,7 @@ def pretrain(column: Column, config: AblationConfig, train_dirs) -> tuple[keras.
     if config.pretrain_steps:
         model = PSNRTrainer(generator, L1Loss(1.0))
         model.compile(keras.optimizers.Adam(config.pretrain_lr, beta_1=0.9, beta_2=0.999))
-        last = _run_steps(model.train_step, _dataset(config, train_dirs, 0), config.pretrain_steps,
-                          config, "pretrain")
+        last = _train(model, config, train_dirs, 0, config.pretrain_steps, "pretrain")
     return generator, last
 
 
@@ -273,8 +264,7 @@ def train_column(column: Column, config: AblationConfig, train_dirs, weights, vg
         model = ESRGAN(generator, disc, g_loss, d_loss)
         model.compile(keras.optimizers.Adam(config.lr, beta_1=0.9, beta_2=0.999),
                       keras.optimizers.Adam(config.lr, beta_1=0.9, beta_2=0.999))
-        last = _run_steps(model.train_step, _dataset(config, train_dirs, config.pretrain_steps),
-                          config.steps, config, "gan")
+        last = _train(model, config, train_dirs, config.pretrain_steps, config.steps, "gan")
     info = {"feature_layer": _feature_layer(features), "gan_loss": type(g_loss.adversarial).__name__,
             "discriminator_loss": type(d_loss).__name__, "last_gan": last}
     return generator, info
@@ -600,7 +590,7 @@ def main(argv=None) -> int:
     except (VGGWeightsUnavailable, ImageError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except FloatingPointError as exc:
+    except TrainingDiverged as exc:
         print(f"error: training diverged: {exc}", file=sys.stderr)
         return 1
     print(format_markdown(result), end="")

@@ -10,12 +10,15 @@ milestones follow the official training options (PSNR: 10^6 updates; GAN: 4*10^5
 from dataclasses import dataclass, replace
 
 from common.config_cli import setting
+from common.gan_settings import GANStageSettings, check_perceptual
 
 STAGES = ("psnr", "gan")
 
 
 @dataclass(frozen=True)
-class ESRGANConfig:
+class ESRGANConfig(GANStageSettings):
+    """The guard's fields (max_psnr_drop, max_colour_shift, d_saturation) come from the base."""
+
     stage: str = setting("psnr", "'psnr' (generator alone, L1) or 'gan' (against the relativistic discriminator)",
                          choices=STAGES)
     # generator (RRDBNet) and discriminator (VGG-style, 128x128 input)
@@ -50,13 +53,6 @@ class ESRGANConfig:
     lowpass_weight: float = setting(0.0, "gan stage: weight of an L1 term between SR and HR averaged over "
                                     "scale x scale blocks, a colour anchor for the offline feature networks "
                                     "(0 in the paper)")
-    # collapse guard
-    max_psnr_drop: float = setting(3.0, "gan stage: stop when validation PSNR falls this far below the start's",
-                                   unit="dB")
-    max_colour_shift: float = setting(0.02, "gan stage: ... or the outputs' mean colour moves this much farther "
-                                      "from the LR's than at the start", unit="of the 0-1 range")
-    d_saturation: float = setting(1e-4, "gan stage: ... or D_Ra(HR) > 1 - this and D_Ra(SR) < this in 3 logs in a "
-                                  "row (0: off)")
     # bookkeeping
     val_data: str = setting("Set5", "validation folder under ../shared/data, or a path")
     val_samples: tuple[str, ...] = setting(("butterfly",), "validation images logged to TensorBoard (none given: "
@@ -73,10 +69,7 @@ class ESRGANConfig:
             raise ValueError(f"hr_patch {self.hr_patch} is not a multiple of the scale {self.scale}")
         if self.stage == "gan" and self.hr_patch % 32:
             raise ValueError(f"the discriminator needs hr_patch to be a multiple of 32, not {self.hr_patch}")
-        from common.perceptual import PERCEPTUAL_NETWORKS
-
-        if self.perceptual not in PERCEPTUAL_NETWORKS:
-            raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL_NETWORKS)}, not {self.perceptual!r}")
+        check_perceptual(self.perceptual)
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m < 1 for m in self.lr_milestones):
             raise ValueError(f"lr_milestones must be increasing positive steps, not {self.lr_milestones}")
 

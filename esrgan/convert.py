@@ -20,6 +20,7 @@ import common  # noqa: F401  (quiet TensorFlow import)
 import numpy as np
 
 from common.checkpoints import save_model
+from esrgan.chapter import CHAPTER
 from esrgan.models import keras_name, rrdb_generator
 
 
@@ -156,8 +157,7 @@ def state_dict_to_keras(sd):
 def convert(pth, out, key=None):
     """Convert `pth` to a Keras model saved at `out` (.h5); returns the metadata written."""
     model, args, scheme = state_dict_to_keras(load_state_dict(pth, key))
-    meta = {"architecture": "rrdb_generator", "args": args, "scale": args["scale"], "upsampling": "post",
-            "color": "rgb", "value_range": [0, 1], "input_range": [0, 1], "output_range": [0, 1],
+    meta = {**CHAPTER.checkpoint_meta("rrdb_generator", args, args["scale"]), "value_range": [0, 1],
             "source": Path(pth).name, "source_scheme": scheme}
     if args["unshuffle"] > 1:
         meta["min_input_size"] = args["unshuffle"]  # and sides must be multiples of it

@@ -17,7 +17,8 @@ import numpy as np
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, checkpoint_paths, load_model
 from common.evaluate import (add_backend_argument, add_precision_argument, add_self_ensemble_argument, announce,
-                             chosen_precision, evaluate_model, format_report, write_json)
+                             chosen_precision, evaluate_model, format_report)
+from common.files import write_json
 from common.images import ImageError, to_uint8
 from common.upscaler import Upscaler
 
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
         per_image = ", ".join(f"{r['name']} {shown(r['niqe'])}" for r in result["per_image"])
         print(f"{'NIQE':<16} {shown(result['niqe'], 4)}  (lower is better; {per_image})")
     if args.json:
-        write_json(result, args.json)
+        write_json(args.json, result)
     return 0
 
 

@@ -9,12 +9,13 @@ the relativistic discriminator from PSNR weights (--init: an exported checkpoint
 folder, whose best checkpoint is used; default the psnr run of the same preset). Runs resume from
 --run-dir (default runs/esrgan-<stage>, or runs/esrgan-<preset>-<stage> for other presets). Set5
 PSNR/SSIM and a sample image go to TensorBoard (run-dir/logs) every --validate-every steps.
---export writes the best (psnr) or last (gan) generator with its JSON metadata. Every field of
+--export writes the best validated generator (highest Set5 PSNR; gan stage: lowest Set5 NIQE,
+which biases Set5) with its JSON metadata; a resumed run uses the configured learning rate. Every field of
 esrgan.config.ESRGANConfig is a flag (--num-blocks 4 --num-filters 32 ...).
 """
 import argparse
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
@@ -23,9 +24,11 @@ import common  # noqa: F401  (quiet TensorFlow import)
 from common.chapter import (InitError, Session, fit_and_export, generator_parser, generator_session, init_generator, resolve_init,  # noqa: F401
                             run_cli)  # init_generator: re-exported for the chapter's users
 from common.training import make_strategy
-from common.perceptual import FeatureLoss, LowPassLoss, SumOfLosses, frozen, hidden_layers
+from common.losses import FeatureLoss, LowPassLoss, SumOfLosses
+from common.perceptual import hidden_layers, perceptual_description as describe_perceptual, pretrained_discriminator
 from common.vgg import vgg_features
 from common.config_cli import config_from_args
+from esrgan.chapter import CHAPTER
 from esrgan.config import PRESETS, ESRGANConfig, default_preset
 from esrgan.gan import ESRGAN, PSNRTrainer
 from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
@@ -33,6 +36,7 @@ from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDi
 from esrgan.models import discriminator, rrdb_generator
 
 PERCEPTUAL_LAYER = "conv5_4"  # VGG19, before its ReLU
+PRETRAINED_DISCRIMINATOR = "krasserm:discriminator"  # the 'pretrained-disc' network: the published SRGAN one
 
 
 def display_name(config: ESRGANConfig) -> str:
@@ -71,9 +75,7 @@ def perceptual_loss(config: ESRGANConfig, vgg_weights="imagenet", discriminator=
     if config.perceptual == "disc-features":
         network, to_input = hidden_layers(discriminator, DISC_LAYERS["disc-features"]), None
     else:  # the published SRGAN discriminator (input [-1, 1]) as a fixed feature network
-        from srgan.krasserm import load_krasserm_discriminator
-
-        network = hidden_layers(frozen(load_krasserm_discriminator()), DISC_LAYERS["pretrained-disc"])
+        network = hidden_layers(pretrained_discriminator(PRETRAINED_DISCRIMINATOR), DISC_LAYERS["pretrained-disc"])
         to_input = lambda x: x * 2.0 - 1.0  # noqa: E731
     return FeatureLoss(network, "l1", normalise=True, weight=config.perceptual_weight, to_input=to_input,
                        description=perceptual_description(config, vgg_weights))
@@ -81,15 +83,9 @@ def perceptual_loss(config: ESRGANConfig, vgg_weights="imagenet", discriminator=
 
 def perceptual_description(config: ESRGANConfig, vgg_weights) -> str:
     """Which feature network L_percep used, for the checkpoint's JSON and the README."""
-    if config.perceptual == "vgg-imagenet":
-        source = "random (untrained, glorot)" if vgg_weights is None else f"ImageNet ({vgg_weights})"
-        return f"VGG19 {PERCEPTUAL_LAYER} before ReLU, {source} weights, L1"
-    if config.perceptual == "vgg-random":
-        return (f"VGG19 {PERCEPTUAL_LAYER} before ReLU, random He-normal weights (seed {config.seed}), "
-                "L1 normalised per layer")
-    whose = "the GAN's own discriminator" if config.perceptual == "disc-features" else \
-        "krasserm's published SRGAN discriminator (frozen)"
-    return f"{whose}: {', '.join(DISC_LAYERS[config.perceptual])}, L1 normalised per layer"
+    return describe_perceptual(config.perceptual, "L1", vgg_layer=PERCEPTUAL_LAYER, before_activation=True,
+                               disc_layers=DISC_LAYERS.get(config.perceptual, ()), vgg_weights=vgg_weights,
+                               seed=config.seed)
 
 
 def make_losses(config: ESRGANConfig, vgg_weights="imagenet", discriminator=None):
@@ -104,13 +100,7 @@ def make_losses(config: ESRGANConfig, vgg_weights="imagenet", discriminator=None
 
 def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None, vgg_weights="imagenet") -> dict:
     meta = {
-        "architecture": "rrdb_generator",
-        "args": config.generator_args(),
-        "scale": config.scale,
-        "upsampling": "post",
-        "color": "rgb",
-        "input_range": [0, 1],
-        "output_range": [0, 1],
+        **CHAPTER.checkpoint_meta("rrdb_generator", config.generator_args(), config.scale),
         "degradation": config.degradation,
         "training_data": "+".join(str(d) for d in config.train_data),
         "steps": int(steps),
@@ -122,7 +112,7 @@ def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None, vgg_w
     if config.stage == "gan":
         meta.update(perceptual_weight=config.perceptual_weight, gan_weight=config.gan_weight,
                     l1_weight=config.l1_weight, perceptual=perceptual_description(config, vgg_weights),
-                    lowpass_weight=config.lowpass_weight,
+                    lowpass_weight=config.lowpass_weight, ema_decay=config.ema_decay,
                     init=None if init is None else str(init))
     return meta
 
@@ -164,7 +154,7 @@ def train(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
     """Run (or resume) one stage; returns the Trainer's result plus "exported" (a path or None)."""
     session = build(config, run_dir, strategy_name, init, vgg_weights, progress)
     return fit_and_export(session, run_dir, export, lambda step, psnr: checkpoint_meta(config, step, psnr, session.init, vgg_weights),
-                          best=config.stage == "psnr", display=display_name(config), progress=progress)
+                          best=True, display=display_name(config), progress=progress)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -172,7 +162,7 @@ def train(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
 
 def build_parser() -> argparse.ArgumentParser:
     return generator_parser(
-        "python -m esrgan.train", __doc__.split("\n")[0], PRESETS, ESRGANConfig, "psnr",
+        f"python -m {CHAPTER.name}.train", __doc__.split("\n")[0], CHAPTER.presets, CHAPTER.config, "psnr",
         preset_help="a configuration (default: the paper's, psnr or gan after --stage); "
         "--stage changes only the stage, not the preset's learning rates",
         stage_name="PSNR-stage", gan_stage_init="the psnr run of the preset")
@@ -187,8 +177,9 @@ def resolve_config(args) -> tuple[str, ESRGANConfig]:
     return name, config_from_args(args, ESRGANConfig, PRESETS[name])
 
 
-def default_run_dir(preset: str, stage: str) -> Path:
-    return Path("runs") / (f"esrgan-{stage}" if preset in ("psnr", "gan") else f"esrgan-{preset}-{stage}")
+def default_run_dir(preset: str, config: ESRGANConfig, stage: str | None = None) -> Path:
+    """runs/<the chapter's run name> of `config`, or of its `stage` (e.g. a gan run's psnr run)."""
+    return CHAPTER.run_dir(preset, config if stage is None else replace(config, stage=stage))
 
 
 def main(argv=None) -> int:
@@ -198,8 +189,8 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(name, config.stage)
-    default_init = default_run_dir(name, "psnr")
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(name, config)
+    default_init = default_run_dir(name, config, "psnr")
     try:
         init = resolve_init(args.init, default_init, run_dir, gan=config.stage == "gan", missing_message=(
             "the gan stage starts from PSNR-trained weights: train them first (--stage psnr) or pass "

@@ -39,10 +39,18 @@ class GAN(keras.Model):
     `instance_noise` > 0 adds Gaussian noise of that standard deviation to every input of the
     discriminator, real and generated alike (Sonderby et al. 2016): the distributions then
     overlap, so D cannot separate them perfectly, while p_g = p_data remains the equilibrium.
+
+    `real_label` < 1: one-sided label smoothing (D's target for real samples; fakes stay 0).
+    `mode_seeking` > 0: the generator's loss gains that weight times the mode-seeking term of Mao et
+    al. (2019), mean|z1 - z2| / mean|G(z1) - G(z2)| over pairs of its batch's rows: small when
+    different noise gives different images, so squeezing a region of noise onto one image costs.
+    `ema` > 0: an exponential moving average of the generator's weights with that decay is kept,
+    updated after each step; `generate(..., ema=True)` samples with it.
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, noise: str = "normal",
-                 d_steps: int = 1, instance_noise: float = 0.0, seed: int | None = None, **kwargs):
+                 d_steps: int = 1, instance_noise: float = 0.0, seed: int | None = None,
+                 real_label: float = 1.0, mode_seeking: float = 0.0, ema: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if noise not in ("normal", "uniform"):
             raise ValueError(f"noise must be 'normal' or 'uniform', not {noise!r}")
@@ -53,6 +61,9 @@ class GAN(keras.Model):
         self.latent_dim = int(latent_dim)
         self.noise = noise
         self.d_steps = int(d_steps)
+        self.real_label = float(real_label)
+        self.mode_seeking = float(mode_seeking)
+        self.ema = float(ema)
         # a variable, so that a schedule can change it between steps without retracing
         self.instance_noise = tf.Variable(float(instance_noise), trainable=False, dtype=tf.float32,
                                           name="instance_noise")
@@ -72,6 +83,10 @@ class GAN(keras.Model):
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
         self._statistics = moving_statistics(self.generator, self.discriminator)
+        # the average: every replica updates its copy alike (the weights are equal on all of them)
+        self._ema_weights = [tf.Variable(w, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                                         name="ema_" + w.name.replace("/", "_").replace(":", "_"))
+                             for w in self.generator.weights] if self.ema else []
 
     def _draw(self, kind: str, n, rest=(), blocks: int = 1):
         """This replica's rows of one draw from the GAN's random stream ("normal" or "uniform" in
@@ -122,12 +137,26 @@ class GAN(keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
-    def generate(self, n: int, batch_size: int = 10_000, training: bool = False) -> np.ndarray:
-        """`n` generated samples as a numpy array (inference mode unless `training`)."""
-        parts = []
-        for start in range(0, n, batch_size):
-            z = self.sample_noise(min(batch_size, n - start))
-            parts.append(keras.ops.convert_to_numpy(self.generator(z, training=training)))
+    def generate(self, n: int | None = None, batch_size: int = 10_000, training: bool = False, ema: bool = False,
+                 z=None) -> np.ndarray:
+        """`n` generated samples as a numpy array (inference mode unless `training`), from fresh noise or
+        from the noise `z` given; `ema`: with the averaged generator weights (see `ema`)."""
+        if ema and not self._ema_weights:
+            raise ValueError("this GAN keeps no average of the generator's weights (ema=0)")
+        current = [w.numpy() for w in self.generator.weights] if ema else None
+        if ema:
+            for w, average in zip(self.generator.weights, self._ema_weights):
+                w.assign(average.read_value())
+        try:
+            parts = []
+            n = len(z) if z is not None else n
+            for start in range(0, n, batch_size):
+                part = self.sample_noise(min(batch_size, n - start)) if z is None else z[start:start + batch_size]
+                parts.append(keras.ops.convert_to_numpy(self.generator(part, training=training)))
+        finally:
+            if ema:
+                for w, value in zip(self.generator.weights, current):
+                    w.assign(value)
         return np.concatenate(parts)
 
     @staticmethod
@@ -146,7 +175,7 @@ class GAN(keras.Model):
             # one call on real and fake together (these discriminators keep no batch statistics)
             logits = self.discriminate(tf.concat([real, tf.cast(fake, real.dtype)], axis=0), blocks=2)
             real_logits, fake_logits = logits[:n], logits[n:]
-            loss = _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
+            loss = _bce(real_logits, self.real_label) + _bce(fake_logits, 0.0)
             scaled = self._scale(loss, self.discriminator)
         weights = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
@@ -155,12 +184,36 @@ class GAN(keras.Model):
     def generator_step(self, n):
         z = self.sample_noise(n)
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminate(self.generator(z, training=True))
+            fake = self.generator(z, training=True)
+            fake_logits = self.discriminate(fake)
             loss = _bce(fake_logits, 1.0)  # non-saturating: -log D(G(z))
+            if self.mode_seeking:
+                loss = loss + self.mode_seeking * self._mode_seeking_term(z, fake)
             scaled = self._scale(loss, self.generator)
         weights = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
         return loss
+
+    @staticmethod
+    def _mode_seeking_term(z, fake):
+        """mean|z1 - z2| / mean|G(z1) - G(z2)| over the pairs of rows (0, 1), (2, 3), ... (Mao et al.
+        2019). Under a strategy the means are those of the global batch (the pairs stay within a
+        replica; the sums are all-reduced), so R replicas take the steps of one device."""
+        rows = tf.shape(z)[0] // 2 * 2
+        z_sum = tf.reduce_sum(tf.abs(z[0:rows:2] - z[1:rows:2]))
+        image_sum = tf.cast(tf.reduce_sum(tf.abs(fake[0:rows:2] - fake[1:rows:2])), z_sum.dtype)
+        image_size = tf.cast(tf.reduce_prod(tf.shape(fake)[1:]), z_sum.dtype)
+        z_size = tf.cast(tf.reduce_prod(tf.shape(z)[1:]), z_sum.dtype)
+        pairs = tf.cast(rows // 2, z_sum.dtype)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            z_sum, image_sum, pairs = context.all_reduce(tf.distribute.ReduceOp.SUM, [z_sum, image_sum, pairs])
+        image_gap = image_sum / (pairs * image_size)
+        return z_sum / (pairs * z_size) / (image_gap + 1e-5)
+
+    def update_ema(self):
+        for w, average in zip(self.generator.weights, self._ema_weights):
+            average.assign(self.ema * average + (1.0 - self.ema) * tf.cast(w, average.dtype))
 
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
@@ -168,6 +221,7 @@ class GAN(keras.Model):
             d_loss, d_real, d_fake = self.discriminator_step(part)
         g_loss = self.generator_step(tf.shape(part)[0])
         average_over_replicas(getattr(self, "_statistics", []))
+        self.update_ema()
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
 
 

@@ -156,6 +156,6 @@ def plot_phase_histogram(counts, good_counts, path, title: str = "", threshold: 
     ax.axhline(fair, color="k", ls="--", lw=0.8, label="uniform")
     ax.axhline(fair / 3, color="tab:red", ls=":", lw=0.8, label="a third of uniform")
     ax.set(xlabel="fitted phase (degrees)", ylabel="images", xlim=(0, 360), xticks=np.arange(0, 361, 60),
-           title=title)
-    ax.legend(loc="lower right", fontsize="small")
+           ylim=(0, max(counts.max(), fair) * 1.4), title=title)  # headroom: the legend stays off the bars
+    ax.legend(loc="upper center", ncol=2, fontsize="small")
     return _save(fig, path)

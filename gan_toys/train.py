@@ -1,10 +1,14 @@
 """Run a toy GAN experiment of the thesis (§4.3-4.5) and write its figures and metrics.
 
-    python -m gan_toys.train gaussian|mixture|sinusoids [--steps N] [--seed S] [--out DIR]
-        [--strategy default|mirrored|multiworker] [--set name=value ...]
+    python -m gan_toys.train gaussian|mixture|sinusoids [--preset NAME] [--out DIR]
+        [--strategy default|mirrored|multiworker] [--steps N] [--seed S] [--FIELD VALUE ...]
+
+Every field of the experiment's config (gan_toys.config) is a flag (`... sinusoids --help`);
+`--set FIELD=VALUE` is a deprecated alias.
 
 Writes to --out (default runs/gan_toys/<experiment>): config.json, metrics.json and PNG figures
-(sinusoids also samples.npy: the final generator's eval_samples images, (n, 50, 50) in [0, 1]).
+(sinusoids also samples.npy: the final generator's eval_samples images, (n, 50, 50) in [0, 1];
+with `ema` > 0 the generator with the averaged weights).
 Under a strategy `batch_size` is the global batch (it must divide by the number of replicas) and
 the steps are those of one device with that batch; with `multiworker` (TF_CONFIG) each worker
 draws its own data with its own seed and only the chief writes --out.
@@ -12,6 +16,7 @@ draws its own data with its own seed and only the chief writes --out.
 import common  # noqa: F401  (quiet TensorFlow import)
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -24,10 +29,11 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import norm, wasserstein_distance
 
-from common.files import atomic_write_bytes
+from common.config_cli import add_config_arguments, config_from_args
+from common.files import atomic_write_bytes, write_json
 from common.training import is_chief, make_strategy
 from gan_toys import data, models, plots
-from gan_toys.config import CONFIGS, make_config, to_dict
+from gan_toys.config import CONFIGS, PRESETS, make_config, to_dict
 from gan_toys.gan import GAN, distributed_dataset, train
 
 
@@ -54,10 +60,11 @@ def _adam(lr: float, config):
 
 
 def _build_gan(generator_fn, discriminator_fn, config, strategy, noise: str = "normal", seed_offset: int = 0,
-               instance_noise: float = 0.0):
+               **options):
+    """The GAN; `options`: GAN's keywords (instance_noise, real_label, ...)."""
     with strategy.scope():
         gan = GAN(generator_fn(), discriminator_fn(), config.latent_dim, noise=noise,
-                  d_steps=config.d_steps, instance_noise=instance_noise, seed=config.seed + seed_offset)
+                  d_steps=config.d_steps, seed=config.seed + seed_offset, **options)
         gan.compile(_adam(config.d_lr, config), _adam(config.g_lr, config))
     return gan
 
@@ -246,7 +253,8 @@ def run_sinusoids(config, out: Path | None, strategy) -> dict:
                                       leaky=config.g_leaky, synchronized=strategy.num_replicas_in_sync > 1,
                                       bias=config.g_bias),
         lambda: models.conv_discriminator(config.size, config.d_filters, l2=config.l2),
-        config, strategy, noise="uniform", instance_noise=config.instance_noise)
+        config, strategy, noise="uniform", instance_noise=config.instance_noise, real_label=config.real_label,
+        mode_seeking=config.mode_seeking, ema=config.ema)
     dataset = _batches(strategy, config, lambda rows, seed: data.sinusoid_dataset(rows, seed=seed, **image_kw))
     fitter = data.SinusoidFit(**image_kw)
     real = data.sinusoid_images(np.random.default_rng(config.seed + 1000).uniform(0, 360, config.eval_samples),
@@ -262,8 +270,11 @@ def run_sinusoids(config, out: Path | None, strategy) -> dict:
                                   + (config.instance_noise_end - config.instance_noise) * step / config.steps)
         if step not in marks:
             return
-        images = gan.generate(config.eval_samples)
+        z = gan.sample_noise(config.eval_samples)
+        images = gan.generate(z=z, ema=config.ema > 0)
         quality = fitter.quality(images, config.fit_threshold)
+        if config.ema:  # the last weights' images too, from the same noise
+            quality["last_weights"] = fitter.quality(gan.generate(z=z), config.fit_threshold)
         checkpoints.append({"step": step, **quality})
         if step in figure_steps:
             shown[step] = images[:16]
@@ -318,14 +329,15 @@ def run_sinusoids(config, out: Path | None, strategy) -> dict:
 EXPERIMENTS = {"gaussian": run_gaussian, "mixture": run_mixture, "sinusoids": run_sinusoids}
 
 
-def run(experiment: str, out, overrides: dict | None = None, strategy="default") -> dict:
+def run(experiment: str, out, overrides: dict | None = None, strategy="default", preset: str = "default") -> dict:
     """Run one experiment; writes config.json, metrics.json and figures to `out`; returns the metrics
     (and "chief": whether this process wrote them).
 
-    `strategy`: default | mirrored | multiworker (see common.training.make_strategy) or a
+    `overrides`: {field: value} replacing the preset's (gan_toys.config.PRESETS). `strategy`:
+    default | mirrored | multiworker (see common.training.make_strategy) or a
     `tf.distribute.Strategy`. Only the chief (worker 0) writes; every worker returns the metrics.
     """
-    config = make_config(experiment, overrides)
+    config = make_config(experiment, overrides, preset)
     # first: a multi-worker strategy must be set up before TensorFlow does anything else
     distribution = strategy if isinstance(strategy, tf.distribute.Strategy) else make_strategy(strategy)
     name = strategy if isinstance(strategy, str) else type(strategy).__name__
@@ -333,42 +345,65 @@ def run(experiment: str, out, overrides: dict | None = None, strategy="default")
     out = Path(out)
     if chief:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({**to_dict(config), "strategy": name}, indent=2))
+        write_json(out / "config.json", {**to_dict(config), "preset": preset, "strategy": name})
     keras.utils.set_random_seed(config.seed)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     metrics = EXPERIMENTS[experiment](config, out if chief else None, distribution)
-    metrics = {"experiment": experiment, "steps": config.steps, "seed": config.seed, **metrics,
+    metrics = {"experiment": experiment, "preset": preset, "steps": config.steps, "seed": config.seed, **metrics,
                "strategy": name, "replicas": distribution.num_replicas_in_sync,
-               "total_seconds": time.perf_counter() - start}
+               "total_seconds": time.perf_counter() - start, "cpu_seconds": _cpu_seconds() - cpu_start}
     if chief:
-        tmp = out / "metrics.json.tmp"
-        tmp.write_text(json.dumps(metrics, indent=2))
-        os.replace(tmp, out / "metrics.json")
+        write_json(out / "metrics.json", metrics)
     return {**metrics, "chief": chief}
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gan_toys.train", description=__doc__.split("\n")[0],
+                                     epilog="python -m gan_toys.train EXPERIMENT --help lists its settings.")
+    experiments = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT",
+                                        help="gaussian (§4.3), mixture (§4.4) or sinusoids (§4.5)")
+    for name, cls in CONFIGS.items():
+        summary = cls.__doc__.strip().split("\n")[0]
+        sub = experiments.add_parser(name, help=summary, description=summary)
+        presets = PRESETS[name]
+        sub.add_argument("--preset", choices=sorted(presets), default="default",
+                         help="a named configuration of gan_toys.config.PRESETS; the flags below replace "
+                              "its values (default: default)")
+        sub.add_argument("--out", help=f"output directory (default: runs/gan_toys/{name})")
+        sub.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                         help="tf.distribute strategy (multiworker: configured by TF_CONFIG) (default: default)")
+        sub.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                         help="deprecated alias of --NAME VALUE (repeatable)")
+        add_config_arguments(sub, cls, shown=presets["default"], shown_name="default")
+    return parser
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m gan_toys.train", description=__doc__.split("\n")[0])
-    parser.add_argument("experiment", choices=sorted(CONFIGS))
-    parser.add_argument("--steps", type=int, help="training steps (generator updates)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--out", help="output directory (default runs/gan_toys/<experiment>)")
-    parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
-                        help="tf.distribute strategy (multiworker: configured by TF_CONFIG)")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a hyperparameter of gan_toys.config (repeatable)")
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    overrides = dict(item.split("=", 1) for item in args.set)
-    if args.steps is not None:
-        overrides["steps"] = args.steps
-    if args.seed is not None:
-        overrides["seed"] = args.seed
+    cls = CONFIGS[args.experiment]
+    try:
+        base = make_config(args.experiment, preset=args.preset)
+        if args.set:
+            print("warning: --set NAME=VALUE is deprecated; use --NAME VALUE", file=sys.stderr)
+            if any("=" not in item for item in args.set):
+                raise ValueError(f"--set takes NAME=VALUE, not {next(i for i in args.set if '=' not in i)!r}")
+            base = make_config(args.experiment, dict(item.split("=", 1) for item in args.set), args.preset)
+        config = config_from_args(args, cls, base)  # flags given replace --set values
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = args.out or os.path.join("runs", "gan_toys", args.experiment)
-    metrics = run(args.experiment, out, overrides, args.strategy)
+    metrics = run(args.experiment, out, dataclasses.asdict(config), args.strategy, args.preset)
     summary = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
     print(json.dumps(summary, indent=2))
     if metrics["chief"]:

@@ -1,5 +1,5 @@
 """SRCNN hyperparameters: the paper's recipe and a faster Adam preset."""
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from common.config_cli import setting
 
@@ -32,7 +32,6 @@ class SRCNNConfig:
     log_every: int = setting(100, "steps between loss logs (history.jsonl, TensorBoard)", unit="steps")
     val_data: str = setting("Set5", "validation folder under ../shared/data, or a path")
     seed: int = setting(0, "random seed of the first weights and the data order")
-    architecture_args: dict = field(default_factory=dict)
 
     def model_args(self) -> dict:
         return dict(f1=self.f1, f2=self.f2, f3=self.f3, n1=self.n1, n2=self.n2,

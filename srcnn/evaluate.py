@@ -17,19 +17,20 @@ from pathlib import Path
 import common  # noqa: F401
 from common import evaluate as ev
 from common.checkpoints import CheckpointError, load_model
+from common.files import write_json
 from common.images import ImageError
 from common.backends import prepare
 from common.paths import resolve_data
 from common.upscaler import Upscaler
+from srcnn.chapter import CHAPTER
 from srcnn.thesis import is_keras2_srcnn, load_thesis_checkpoint, thesis_upsample
 
-WEIGHTS = Path(__file__).resolve().parent / "weights"
 THESIS_CHECKPOINT = Path(__file__).resolve().parents[2] / "shared" / "reference-models" / "srcnn_v4.h5"
 PROTOCOLS = ("standard", "thesis")
 
 
 def default_weights(scale: int) -> Path:
-    return WEIGHTS / f"srcnn_x{scale}.h5"
+    return CHAPTER.default_weights(scale)
 
 
 def load_srcnn(weights, scale: int):
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
             rows = table(precision=precision, self_ensemble=args.self_ensemble, backend=args.backend)
             print(format_table(rows))
             if args.json:
-                ev.write_json(rows, args.json)
+                write_json(args.json, rows)
             return 0
         if not args.data:
             parser.error("--data is required (or use --table)")
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
                           precision=precision, self_ensemble=args.self_ensemble, backend=args.backend)
         print(ev.format_report(result))
         if args.json:
-            ev.write_json(result, args.json)
+            write_json(args.json, result)
     except (CheckpointError, ImageError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

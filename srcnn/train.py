@@ -17,7 +17,7 @@ from common.config_cli import add_config_arguments, config_from_args
 from common.evaluate import evaluate_model
 from common.inference import upscale
 from common.paths import resolve_data
-from common.training import Trainer, TrainingDiverged, global_average, make_strategy
+from common.training import Trainer, TrainingDiverged, export_history, global_average, make_strategy, num_replicas
 from srcnn.config import PRESETS, SRCNNConfig
 from srcnn.data import sub_image_dataset, training_pairs
 from srcnn.models import border, srcnn
@@ -91,8 +91,38 @@ def revive_dead_filters(model, images, seed: int = 0) -> dict:
     return {n: [int(i) for i in idx] for n, idx in dead.items()}
 
 
-def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, export=None,
-          progress=True, revive=False) -> dict:
+class SRCNNStep:
+    """SRCNN's update (a common.training.TrainStep): the MSE of the central region, averaged over
+    the global batch; conv3, the reconstruction layer, has its own optimizer (the paper's learning
+    rate 10x smaller there). Build it in the strategy's scope: it makes the optimizers' slots."""
+
+    metric_names = ("mse",)
+
+    def __init__(self, model, body_optimizer, last_optimizer, global_batch: int):
+        self.model, self.global_batch = model, global_batch
+        self.body_optimizer, self.last_optimizer = body_optimizer, last_optimizer
+        self.last_vars = model.get_layer("conv3").trainable_variables
+        self.body_vars = [v for v in model.trainable_variables if all(v is not w for w in self.last_vars)]
+        body_optimizer.build(self.body_vars)  # slot variables now, not inside the distributed step
+        last_optimizer.build(self.last_vars)
+        # The checkpoint's names since the first SRCNN runs: older runs resume by them.
+        self.trackables = {"model": model, "body_optimizer": body_optimizer, "last_optimizer": last_optimizer}
+
+    def train_step(self, batch):
+        x, target = batch
+        with tf.GradientTape() as tape:
+            per_example = tf.reduce_mean(tf.square(self.model(x, training=True) - target), axis=[1, 2, 3])
+            loss = global_average(per_example, self.global_batch)
+        grads = tape.gradient(loss, self.body_vars + self.last_vars)
+        self.body_optimizer.apply_gradients(zip(grads[: len(self.body_vars)], self.body_vars))
+        self.last_optimizer.apply_gradients(zip(grads[len(self.body_vars):], self.last_vars))
+        return {"mse": loss * num_replicas()}
+
+
+def build(config: SRCNNConfig, run_dir, strategy_name="default", init=None, progress=True,
+          revive=False) -> tuple[Trainer, keras.Model]:
+    """The run's Trainer (resumed from `run_dir` if it holds a run) and the mirror-padded model
+    that validation and export use."""
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(strategy_name)
     b = border(config.f1, config.f2, config.f3)
@@ -105,24 +135,8 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
                 images = [p[0] for p in training_pairs(config.train_data[:1], config.scales[0], config.degradation,
                                                          config.color)]
                 print(f"revived dead filters: {revive_dead_filters(model, images, config.seed)}")
-        body_opt = make_optimizer(config, config.lr)
-        last_opt = make_optimizer(config, config.last_layer_lr)
-    last_vars = model.get_layer("conv3").trainable_variables
-    body_vars = [v for v in model.trainable_variables if all(v is not w for w in last_vars)]
-    with strategy.scope():  # slot variables now, not inside the distributed step
-        body_opt.build(body_vars)
-        last_opt.build(last_vars)
-    global_batch = config.batch_size
-
-    def step_fn(batch):
-        x, target = batch
-        with tf.GradientTape() as tape:
-            per_example = tf.reduce_mean(tf.square(model(x, training=True) - target), axis=[1, 2, 3])
-            loss = global_average(per_example, global_batch)
-        grads = tape.gradient(loss, body_vars + last_vars)
-        body_opt.apply_gradients(zip(grads[: len(body_vars)], body_vars))
-        last_opt.apply_gradients(zip(grads[len(body_vars):], last_vars))
-        return {"mse": loss * strategy.num_replicas_in_sync}
+        step = SRCNNStep(model, make_optimizer(config, config.lr), make_optimizer(config, config.last_layer_lr),
+                         config.batch_size)
 
     def make_dataset(start_step, ctx):  # called only when there are steps left to train
         """This pipeline's share of each global batch (drawn at once with its own seed), split
@@ -130,7 +144,7 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
         default strategy's batches, so the strategy does not change what is trained on."""
         pairs = [p for s in config.scales
                  for p in training_pairs(config.train_data, s, config.degradation, config.color)]
-        per_replica = ctx.get_per_replica_batch_size(global_batch)
+        per_replica = ctx.get_per_replica_batch_size(config.batch_size)
         local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
         ds = sub_image_dataset(pairs, config.patch, b, per_replica * local, config.stride,
                                seed=config.seed + ctx.input_pipeline_id, start_step=start_step)
@@ -153,19 +167,22 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
         return {"psnr": float(np.mean(psnrs)), **metrics}, None
 
     trainer = Trainer(
-        run_dir, step_fn, make_dataset,
-        trackables={"model": model, "body_optimizer": body_opt, "last_optimizer": last_opt},
-        total_steps=config.steps, strategy=strategy, checkpoint_every=config.checkpoint_every,
-        log_every=config.log_every, validate_every=config.validate_every, validate=validate,
-        config=asdict(config), progress=progress,
+        run_dir, step, make_dataset, total_steps=config.steps, strategy=strategy,
+        checkpoint_every=config.checkpoint_every, log_every=config.log_every,
+        validate_every=config.validate_every, validate=validate, config=asdict(config), progress=progress,
     )
+    return trainer, infer
+
+
+def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, export=None,
+          progress=True, revive=False) -> dict:
+    trainer, infer = build(config, run_dir, strategy_name, init, progress, revive)
     result = trainer.fit()
     if export and not result["stopped"] and trainer.chief:  # only the chief writes
         from common.checkpoints import save_model
-        from common.training import export_history
 
         trainer.restore_best()
-        infer.set_weights(model.get_weights())
+        infer.set_weights(trainer.checkpoint.model.get_weights())
         best = trainer.best or {}
         for s in config.scales:
             path = export.format(scale=s)
@@ -189,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "ReLU never fires on the first training folder (output unchanged; see revive_dead_filters)")
     parser.add_argument("--export", help="write the best model here (.h5 + .weights.h5 + .json); "
                         "{scale} in the name is replaced, one file per trained scale")
-    add_config_arguments(parser, SRCNNConfig, shown=PRESETS["adam"], shown_name="adam", skip={"architecture_args"})
+    add_config_arguments(parser, SRCNNConfig, shown=PRESETS["adam"], shown_name="adam")
     return parser
 
 
@@ -203,10 +220,10 @@ def main(argv=None) -> int:
     run_dir = args.run_dir or f"runs/srcnn_x{''.join(map(str, config.scales))}_{args.preset}"
     try:
         train(config, run_dir, args.strategy, args.init, args.export, revive=args.revive)
+        return 0  # an interrupted run too: it saved its checkpoint
     except (TrainingDiverged, FileNotFoundError, InitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,19 +4,13 @@
 
 See common/upscale_cli.py for every option.
 """
-import common  # noqa: F401  (quiet TensorFlow import)
-
 import sys
-from pathlib import Path
 
-from common import upscale_cli
-
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "srcnn_x{scale}.h5"
-DEFAULT_SCALE = 3
+from srcnn.chapter import CHAPTER
 
 
 def main(argv=None) -> int:
-    return upscale_cli.main(argv, chapter="srcnn", default_weights=DEFAULT_WEIGHTS, default_scale=DEFAULT_SCALE)
+    return CHAPTER.upscale(argv)  # its shipped weights and default scale come from the chapter's spec
 
 
 if __name__ == "__main__":

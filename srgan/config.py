@@ -8,13 +8,16 @@ here train on T91 + BSD200 from ../shared/data, so expect lower numbers than the
 from dataclasses import dataclass, replace
 
 from common.config_cli import setting
+from common.gan_settings import GANStageSettings, check_perceptual
 
 STAGES = ("pretrain", "gan")
 CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
 
 
 @dataclass(frozen=True)
-class SRGANConfig:
+class SRGANConfig(GANStageSettings):
+    """The guard's fields (max_psnr_drop, max_colour_shift, d_saturation) come from the base."""
+
     stage: str = setting("pretrain", "'pretrain' (SRResNet alone) or 'gan' (against the discriminator)",
                          choices=STAGES)
     content_loss: str = setting("mse", "mse, l1, vgg22 or vgg54 (VGG19 features / 12.75)", choices=CONTENT_LOSSES)
@@ -53,13 +56,6 @@ class SRGANConfig:
     tv_weight: float = setting(0.0, "weight of the paper's optional total-variation term: 0 or 2e-8")
     d_steps: int = setting(1, "k, discriminator updates per generator update (each on its own batch)")
     disc_init: str = setting("random", "discriminator's first weights: 'random' or 'krasserm' (needs --hr-patch 96)")
-    # collapse guard
-    max_psnr_drop: float = setting(3.0, "gan stage: stop when validation PSNR falls this far below the start's",
-                                   unit="dB")
-    max_colour_shift: float = setting(0.02, "gan stage: ... or the outputs' mean colour moves this much farther "
-                                      "from the LR's than at the start", unit="of the 0-1 range")
-    d_saturation: float = setting(1e-4, "gan stage: ... or D(HR) > 1 - this and D(SR) < this in 3 logs in a row "
-                                  "(0: off)")
     # bookkeeping
     val_data: str = setting("Set5", "validation folder under ../shared/data, or a path")
     val_samples: tuple[str, ...] = setting(("butterfly",), "validation images logged to TensorBoard (none given: "
@@ -80,10 +76,7 @@ class SRGANConfig:
             raise ValueError(f"the discriminator needs hr_patch to be a multiple of 16, not {self.hr_patch}")
         if self.d_steps < 1:
             raise ValueError("d_steps must be at least 1")
-        from common.perceptual import PERCEPTUAL_NETWORKS
-
-        if self.perceptual not in PERCEPTUAL_NETWORKS:
-            raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL_NETWORKS)}, not {self.perceptual!r}")
+        check_perceptual(self.perceptual)
         if self.disc_init not in ("random", "krasserm"):
             raise ValueError(f"disc_init must be random or krasserm, not {self.disc_init!r}")
         if self.disc_init == "krasserm" and self.hr_patch != 96:
@@ -131,6 +124,11 @@ PRESETS = {
         validate_every=2, checkpoint_every=2, log_every=1, lr_decay_at=0.5,
     ),
 }
+
+
+def variant_name(config: SRGANConfig) -> str:
+    """srresnet-mse, srresnet-vgg22, srgan-mse, srgan-vgg22, srgan-vgg54, ..."""
+    return f"{'srresnet' if config.stage == 'pretrain' else 'srgan'}-{config.content_loss}"
 
 
 def preset_for(stage: str, content_loss: str) -> str:

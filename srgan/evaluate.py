@@ -12,7 +12,6 @@ The generator sees LR RGB in its meta's input range and runs in inference mode (
 its output is mapped back to [0, 1] and clipped, then rounded to 8 bits by the protocol.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,10 +20,11 @@ from common.checkpoints import CheckpointError, load_model
 from common.evaluate import (add_backend_argument, add_precision_argument, add_self_ensemble_argument,
                              announce, bicubic_upscaler, chosen_precision, evaluate_model, format_report,
                              nearest_upscaler)
-from common.images import ImageError, atomic_write_bytes
+from common.files import write_json
+from common.images import ImageError
 from common.upscaler import Upscaler
 from srgan.krasserm import KrassermNotInstalled, weights_dir
-from srgan.upscale import WEIGHTS
+from srgan.chapter import WEIGHTS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
                 print(f"note: {note}")
         if args.json:
             payload = results[0] if len(results) == 1 else results
-            atomic_write_bytes(Path(args.json), (json.dumps(payload, indent=2) + "\n").encode())
+            write_json(args.json, payload)
     except (ImageError, CheckpointError, ValueError, OSError, ImportError) as exc:  # incl. KrassermNotInstalled
         print(f"error: {exc}", file=sys.stderr)
         return 2

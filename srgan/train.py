@@ -7,8 +7,8 @@ Stage "pretrain" trains the generator alone (SRResNet-MSE, SRResNet-VGG22); stag
 against the discriminator from a pretrained SRResNet (--init: an exported checkpoint or a pretrain
 run folder, whose best checkpoint is used; default runs/srresnet-mse). Runs resume from --run-dir
 (default runs/<variant>, e.g. runs/srgan-vgg54). Set5 PSNR/SSIM and a sample image go to TensorBoard
-(run-dir/logs) every --validate-every steps. --export writes the best (pretrain) or last (gan)
-generator with its JSON metadata.
+(run-dir/logs) every --validate-every steps. --export writes the best validated generator (highest Set5 PSNR; gan stage: lowest Set5 NIQE,
+which biases Set5) with its JSON metadata; a resumed run uses the configured learning rate.
 """
 import argparse
 import sys
@@ -22,17 +22,14 @@ from common.chapter import (InitError, Session, fit_and_export, generator_parser
                             run_cli)  # init_generator: re-exported for the chapter's users
 from common.training import make_strategy
 from common.config_cli import config_from_args
-from srgan.config import PRESETS, SRGANConfig, preset_for
+from common.losses import LowPassLoss, SumOfLosses
+from common.perceptual import frozen, perceptual_description as describe_perceptual
+from srgan.chapter import CHAPTER
+from srgan.config import PRESETS, SRGANConfig, preset_for, variant_name
 from srgan.gan import SRGAN, SRResNetTrainer
-from common.perceptual import LowPassLoss, SumOfLosses, frozen
 from srgan.krasserm import load_krasserm_discriminator
 from srgan.losses import DISC_LAYERS, AdversarialLoss, DiscriminatorLoss, PixelL1, TotalVariation, content_loss
 from srgan.models import discriminator, srresnet
-
-
-def variant_name(config: SRGANConfig) -> str:
-    """srresnet-mse, srresnet-vgg22, srgan-mse, srgan-vgg22, srgan-vgg54, ..."""
-    return f"{'srresnet' if config.stage == 'pretrain' else 'srgan'}-{config.content_loss}"
 
 
 def display_name(config: SRGANConfig) -> str:
@@ -57,27 +54,14 @@ def make_optimizer(config: SRGANConfig, updates_per_step: int = 1) -> keras.opti
 
 def perceptual_description(config: SRGANConfig, vgg_weights) -> str:
     """Which feature network the content loss used, for the checkpoint's JSON and the README."""
-    layer = {"vgg22": "conv2_2", "vgg54": "conv5_4"}[config.content_loss]
-    if config.perceptual == "vgg-imagenet":
-        source = "random (untrained, glorot)" if vgg_weights is None else f"ImageNet ({vgg_weights})"
-        return f"VGG19 {layer} after ReLU, {source} weights, MSE / 12.75^2"
-    if config.perceptual == "vgg-random":
-        return f"VGG19 {layer} after ReLU, random He-normal weights (seed {config.seed}), MSE normalised per layer"
-    layers = ", ".join(DISC_LAYERS[config.content_loss])
-    whose = "the GAN's own discriminator" if config.perceptual == "disc-features" else \
-        "krasserm's published SRGAN discriminator (frozen)"
-    return f"{whose}: {layers}, MSE normalised per layer"
+    return describe_perceptual(config.perceptual, "MSE", vgg_layer={"vgg22": "conv2_2", "vgg54": "conv5_4"}[config.content_loss],
+                               before_activation=False, disc_layers=DISC_LAYERS[config.content_loss],
+                               vgg_weights=vgg_weights, seed=config.seed, vgg_scaling=" / 12.75^2")
 
 
 def checkpoint_meta(config: SRGANConfig, steps: int, val_psnr, init=None, vgg_weights="imagenet") -> dict:
     meta = {
-        "architecture": "srresnet",
-        "args": config.generator_args(),
-        "scale": config.scale,
-        "upsampling": "post",
-        "color": "rgb",
-        "input_range": [0, 1],
-        "output_range": [-1, 1],
+        **CHAPTER.checkpoint_meta("srresnet", config.generator_args(), config.scale),
         "degradation": config.degradation,
         "training_data": "+".join(str(d) for d in config.train_data),
         "steps": int(steps),
@@ -90,7 +74,7 @@ def checkpoint_meta(config: SRGANConfig, steps: int, val_psnr, init=None, vgg_we
     if config.stage == "gan":
         meta.update(adversarial_weight=config.adversarial_weight, tv_weight=config.tv_weight,
                     init=None if init is None else str(init), pixel_weight=config.pixel_weight,
-                    lowpass_weight=config.lowpass_weight)
+                    lowpass_weight=config.lowpass_weight, ema_decay=config.ema_decay)
     if config.content_loss.startswith("vgg"):
         meta.update(perceptual=perceptual_description(config, vgg_weights), content_weight=config.content_weight)
     return meta
@@ -149,12 +133,12 @@ def train(config: SRGANConfig, run_dir, strategy_name: str = "default", init=Non
     """Run (or resume) one stage; returns the Trainer's result plus "exported" (a path or None)."""
     session = build(config, run_dir, strategy_name, init, vgg_weights, progress)
     return fit_and_export(session, run_dir, export, lambda step, psnr: checkpoint_meta(config, step, psnr, session.init, vgg_weights),
-                          best=config.stage == "pretrain", display=display_name(config), progress=progress)
+                          best=True, display=display_name(config), progress=progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
     return generator_parser(
-        "python -m srgan.train", __doc__.split("\n")[0], PRESETS, SRGANConfig, "srresnet-mse",
+        f"python -m {CHAPTER.name}.train", __doc__.split("\n")[0], CHAPTER.presets, CHAPTER.config, "srresnet-mse",
         preset_help="a configuration (default: the paper's variant for --stage and --content-loss)",
         stage_name="SRResNet", gan_stage_init="runs/srresnet-mse")
 
@@ -175,10 +159,9 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    variant = variant_name(config)
-    run_dir = Path(args.run_dir or f"runs/{variant if name == variant else name + '-' + variant}")
+    run_dir = Path(args.run_dir) if args.run_dir else CHAPTER.run_dir(name, config)
     try:
-        init = resolve_init(args.init, Path("runs/srresnet-mse"), run_dir, gan=config.stage == "gan", missing_message=(
+        init = resolve_init(args.init, CHAPTER.run_dir("srresnet-mse", PRESETS["srresnet-mse"]), run_dir, gan=config.stage == "gan", missing_message=(
             "the gan stage starts from a pretrained SRResNet: train one first (--stage pretrain "
             "--content-loss mse) or pass --init CHECKPOINT|RUN_DIR ('--init none' for random weights)"))
     except InitError as exc:

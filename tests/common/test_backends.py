@@ -205,3 +205,53 @@ def test_evaluate_json_names_the_backend(tmp_path):
         assert result["backend"] == backend
         psnr[backend] = result["psnr"]
     assert max(psnr.values()) - min(psnr.values()) <= 0.01
+
+
+@pytest.mark.skipif("openvino" not in ENGINES, reason="OpenVINO not installed")
+def test_openvino_static_shapes_compile_once_per_shape():
+    """A runner compiled per input shape gives the dynamic model's images for two tile sizes, keeps
+    one compiled model per shape met, and drops the least recently used beyond OPENVINO_SHAPES."""
+    model = tiny_post()
+    dynamic = Upscaler(model, POST_META, backend="openvino", tile=0)
+    ov_model = dynamic.prepared.runner.model
+    static = backends.OpenVINORunner(ov_model, static_shapes=True)
+    prepared = backends.Prepared(static, dynamic.prepared.info, POST_META, "openvino", "float32")
+    fed = []
+    recording = backends.Prepared(lambda x: fed.append(x.shape) or dynamic.prepared.runner(x), dynamic.prepared.info,
+                                  POST_META, "openvino", "float32")
+    for tile in (10, 13):  # odd tiles, full batches of 4 and a ragged last batch
+        expected = to_uint8(Upscaler(recording, POST_META, tile=tile, batch_size=4)(IMAGE)).astype(int)
+        got = to_uint8(Upscaler(prepared, POST_META, tile=tile, batch_size=4)(IMAGE)).astype(int)
+        assert np.abs(got - expected).max() <= 1, tile
+    assert len(set(fed)) >= 3 and {s[1:] for s in fed} == {(10, 10, 3), (13, 13, 3)}
+    assert sorted(static.shapes) == sorted(set(fed))  # one compile per shape, not per call
+    assert dynamic.prepared.runner.shapes == [None]
+    for side in range(8, 8 + backends.OPENVINO_SHAPES + 1):
+        static(np.zeros((1, side, side, 3), np.float32))
+    assert len(static.shapes) == backends.OPENVINO_SHAPES
+    assert static.shapes[-1] == (1, 8 + backends.OPENVINO_SHAPES, 8 + backends.OPENVINO_SHAPES, 3)
+    assert (1, 8, 8, 3) not in static.shapes  # the oldest went first
+
+
+@pytest.mark.skipif("openvino" not in ENGINES, reason="OpenVINO not installed")
+def test_openvino_bfloat16_runner(monkeypatch, tmp_path):
+    """bfloat16 on OpenVINO (an explicit runner option): refused in one line on a CPU without native
+    bfloat16; where the CPU has it, the image is close to float32's but not equal (it did run bf16)."""
+    from common import precision
+
+    f32 = Upscaler(tiny_post(), POST_META, backend="openvino", tile=0)
+    model = f32.prepared.runner.model
+    if backends.native_bfloat16_cpu():
+        bf16 = backends.OpenVINORunner(model, precision="bfloat16")
+        assert bf16.config["INFERENCE_PRECISION_HINT"] == "bf16"
+        x = RNG.random((1, 16, 12, 3)).astype(np.float32)
+        a, b = f32.prepared.runner(x), bf16(x)
+        scale = np.abs(a).max()
+        assert 0 < np.abs(a - b).max() <= 0.02 * scale
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma avx512f\n\n")
+    monkeypatch.setattr(precision, "CPUINFO", cpuinfo)
+    with pytest.raises(backends.BackendError) as caught:
+        backends.OpenVINORunner(model, precision="bfloat16")
+    assert str(caught.value).startswith("OpenVINO runs bfloat16 only on CPUs with AVX512-BF16") and "\n" not in str(caught.value)
+    assert backends.OpenVINORunner(model).config["INFERENCE_PRECISION_HINT"] == "f32"  # float32 is unaffected

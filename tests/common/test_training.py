@@ -10,10 +10,10 @@ from common.training import Trainer, TrainingCollapsed, TrainingDiverged, global
 
 
 def build(run_dir, total_steps, validate=None, validate_every=None, poison_step=None,
-          checkpoint_every=2, guard=None, loss_guard=None):
+          checkpoint_every=2, guard=None, loss_guard=None, lr=1e-2, **trainer_args):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    opt = keras.optimizers.Adam(1e-2)
+    opt = keras.optimizers.Adam(lr)
     calls = tf.Variable(0, dtype=tf.int64)
 
     def step_fn(batch):
@@ -36,7 +36,7 @@ def build(run_dir, total_steps, validate=None, validate_every=None, poison_step=
     trainer = Trainer(run_dir, step_fn, make_dataset, {"model": model, "optimizer": opt},
                       total_steps=total_steps, checkpoint_every=checkpoint_every, log_every=1,
                       validate=validate, validate_every=validate_every, config={"lr": 1e-2},
-                      progress=False, guard=guard, loss_guard=loss_guard)
+                      progress=False, guard=guard, loss_guard=loss_guard, **trainer_args)
     return trainer, model, opt
 
 
@@ -88,6 +88,23 @@ def test_best_checkpoint_follows_validation(tmp_path):
     trainer.fit()
     assert json.loads((tmp_path / "best.json").read_text())["step"] == 4
     assert trainer.restore_best()
+
+
+def test_best_checkpoint_can_be_the_lowest_of_a_metric(tmp_path):
+    scores = {2: 6.0, 4: 9.0, 6: 5.5, 8: 7.0}
+    trainer, _, _ = build(tmp_path, 8, validate=lambda s: ({"psnr": 30.0 - s, "niqe": scores[s]}, None),
+                          validate_every=2, best_metric="niqe", best_mode="min")
+    trainer.fit()
+    assert json.loads((tmp_path / "best.json").read_text())["step"] == 6
+
+
+def test_a_resumed_run_trains_at_its_configured_learning_rate(tmp_path):
+    build(tmp_path, 2, lr=1e-2)[0].fit()
+    trainer, _, opt = build(tmp_path, 4, lr=1e-3)
+    assert trainer.resumed_from == 2 and int(opt.iterations.numpy()) == 2  # the rest is restored
+    assert float(opt.learning_rate.numpy()) == pytest.approx(1e-3)
+    trainer, _, opt = build(tmp_path, 4, lr=1e-2)
+    assert float(opt.learning_rate.numpy()) == pytest.approx(1e-2)
 
 
 def test_export_history_ships_the_runs_curves_beside_the_model(tmp_path):
@@ -155,3 +172,164 @@ def test_colour_shift_is_the_largest_channel_mean_difference():
     sr = np.full((16, 16, 3), 0.5) + np.array([0.0, 0.03, -0.01])
     assert colour_shift(lr, sr) == pytest.approx(0.03)
     assert colour_shift(lr, np.full((16, 16, 3), 0.5)) == 0.0
+
+
+class LinearStep:
+    """A step object (TrainStep): the linear model of `build`, with a figure it does not log."""
+
+    metric_names = ("mse",)
+
+    def __init__(self, lr=1e-2):
+        keras.utils.set_random_seed(0)
+        self.model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        self.optimizer = keras.optimizers.Adam(lr)
+        self.optimizer.build(self.model.trainable_variables)
+        self.trackables = {"model": self.model, "optimizer": self.optimizer}
+        self.eager = []
+
+    def train_step(self, batch):
+        x, y = batch
+        self.eager.append(tf.executing_eagerly())
+        with tf.GradientTape() as tape:
+            loss = global_average(tf.square(self.model(x)[:, 0] - y), 8)
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return {"mse": loss, "debug": tf.reduce_max(x)}
+
+
+def checkpoint_names(run_dir) -> set:
+    """The names of the objects the run's latest checkpoint holds (its object graph's root)."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run_dir / "checkpoints")))
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    return {child.local_name for child in graph.nodes[0].children}
+
+
+def linear_data(start_step, ctx):
+    rng = np.random.default_rng(start_step)
+    x = rng.normal(size=(256, 4)).astype("float32")
+    y = x @ np.array([1.0, -2.0, 0.5, 3.0], "float32")
+    return tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(8)
+
+
+def test_a_step_object_trains_like_its_step_fn_and_checkpoints_its_trackables(tmp_path):
+    step = LinearStep()
+    trainer = Trainer(tmp_path / "object", step, linear_data, total_steps=4, checkpoint_every=2, log_every=1,
+                      progress=False)
+    assert trainer.fit()["step"] == 4
+    assert [sorted(h) for h in trainer.history] == [["mse", "step"]] * 4  # only its metric_names
+    assert checkpoint_names(tmp_path / "object") == {"model", "optimizer", "step", "save_counter"}
+
+    reference, _, _ = build(tmp_path / "fn", 4)  # the same model, data and update as a bare step_fn
+    reference.fit()
+    for a, b in zip(reference.checkpoint.model.get_weights(), step.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    again = LinearStep()
+    resumed = Trainer(tmp_path / "object", again, linear_data, total_steps=6, progress=False)
+    assert resumed.resumed_from == 4 and int(again.optimizer.iterations.numpy()) == 4
+
+
+def test_a_step_must_return_its_metric_names(tmp_path):
+    step = LinearStep()
+    step.metric_names = ("mse", "psnr")
+    trainer = Trainer(tmp_path, step, linear_data, total_steps=2, progress=False)
+    with pytest.raises(ValueError, match="train_step returned no psnr"):
+        trainer.fit()
+    with pytest.raises(TypeError, match="trackables"):
+        Trainer(tmp_path, step.train_step, linear_data, total_steps=2)
+
+
+def test_without_run_dir_nothing_is_written_and_ctrl_c_keeps_its_meaning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    handlers = []
+
+    def validate(step):
+        handlers.append(signal.getsignal(signal.SIGINT))
+        return {"psnr": float(step)}, None
+
+    step = LinearStep()
+    trainer = Trainer(None, step, linear_data, total_steps=4, checkpoint_every=2, validate=validate,
+                      validate_every=2, progress=False)
+    result = trainer.fit()
+    assert result["step"] == 4 and not result["stopped"] and set(result["last"]) == {"mse"}
+    assert result["best"] == {"step": 4, "psnr": 4.0} and not trainer.restore_best()
+    assert handlers == [signal.default_int_handler] * 2  # no checkpoint to save: Ctrl-C stops as usual
+    assert trainer.manager is None and trainer.save() is None
+    assert list(tmp_path.iterdir()) == []
+    assert step.eager == [False]  # traced once
+
+
+def test_a_run_without_checkpoints_says_so_when_it_diverges():
+    class Poisoned(LinearStep):
+        def train_step(self, batch):
+            out = super().train_step(batch)
+            return {"mse": out["mse"] * tf.where(self.optimizer.iterations >= 3, np.nan, 1.0)}
+
+    trainer = Trainer(None, Poisoned(), linear_data, total_steps=5, progress=False, description="pretrain")
+    with pytest.raises(TrainingDiverged, match=r"^pretrain: loss mse became nan at step 3; stopped; "
+                                               r"\(no checkpoints kept\)$"):
+        trainer.fit()
+
+
+def test_run_eagerly_gives_the_traced_run_s_numbers():
+    traced, eager = LinearStep(), LinearStep()
+    Trainer(None, traced, linear_data, total_steps=3, progress=False).fit()
+    Trainer(None, eager, linear_data, total_steps=3, progress=False, run_eagerly=True).fit()
+    assert eager.eager == [True] * 3 and traced.eager == [False]
+    for a, b in zip(traced.model.get_weights(), eager.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_the_chapters_keras_trainers_are_step_objects(tmp_path):
+    from common.training import AdversarialModel, GeneratorTrainer
+
+    keras.utils.set_random_seed(0)
+    generator = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 3, padding="same")])
+    model = GeneratorTrainer(generator, lambda hr, sr: tf.reduce_mean(tf.abs(hr - sr)), metric="l1")
+    model.compile(keras.optimizers.Adam(1e-3))
+    assert model.trackables == {"generator": generator, "g_optimizer": model.g_optimizer}
+    x = tf.random.stateless_uniform((16, 8, 8, 3), (1, 2))
+    trainer = Trainer(tmp_path, model, lambda start, ctx: tf.data.Dataset.from_tensor_slices((x, x)).repeat().batch(4),
+                      total_steps=2, progress=False)
+    assert set(trainer.fit()["last"]) == {"l1"}
+    # the names chapter.generator_session checkpoints
+    assert checkpoint_names(tmp_path) == {"generator", "g_optimizer", "step", "save_counter"}
+
+    disc = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    gan = AdversarialModel(generator, disc)
+    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+    assert set(gan.trackables) == {"generator", "g_optimizer", "discriminator", "d_optimizer"}
+
+
+def test_several_steps_per_call_train_and_log_as_one_by_one(tmp_path):
+    one, many = LinearStep(), LinearStep()
+    args = dict(total_steps=7, checkpoint_every=4, log_every=2, progress=False,
+                validate=lambda s: ({"psnr": float(s)}, None), validate_every=3)
+    Trainer(tmp_path / "one", one, linear_data, **args).fit()
+    trainer = Trainer(tmp_path / "many", many, linear_data, steps_per_call=5, **args)
+    assert [trainer._call_size(s) for s in (0, 2, 3, 4, 6)] == [2, 1, 1, 2, 1]  # up to the next mark
+    trainer.fit()
+    assert many.eager == [False] * 2  # one graph for all calls (the loop body and the first step)
+    for a, b in zip(one.model.get_weights(), many.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for name in ("history.jsonl", "validation.jsonl"):
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "many" / name).read_text()
+    assert sorted(p.name for p in (tmp_path / "many" / "checkpoints").glob("*.index")) == ["ckpt-4.index",
+                                                                                          "ckpt-7.index"]
+    free = Trainer(None, LinearStep(), linear_data, total_steps=10, log_every=100, steps_per_call=4, progress=False)
+    assert [free._call_size(s) for s in (0, 4, 8)] == [4, 4, 2]
+
+
+def test_a_nan_inside_a_call_of_several_steps_is_reported_at_its_step(tmp_path):
+    class Poisoned(LinearStep):
+        def train_step(self, batch):
+            out = super().train_step(batch)
+            return {"mse": out["mse"] * tf.where(self.optimizer.iterations == 6, np.nan, 1.0)}
+
+    trainer = Trainer(tmp_path, Poisoned(), linear_data, total_steps=20, checkpoint_every=4, log_every=4,
+                      steps_per_call=4, progress=False)
+    with pytest.raises(TrainingDiverged, match="nan at step 6; stopped; last good checkpoint kept: .*ckpt-4$"):
+        trainer.fit()

@@ -41,7 +41,8 @@ def test_tiny_run_writes_all_files_with_five_finite_rows(run):
     out, result = run
     for name in ("ablation.json", "ablation.md", "crops.png", "histograms.png"):
         assert (out / name).stat().st_size > 0, name
-    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
+    # atomic writes leave no temporary files; the columns' training keeps no checkpoints or logs
+    assert sorted(p.name for p in out.iterdir()) == ["ablation.json", "ablation.md", "crops.png", "histograms.png"]
     rows = result["columns"]
     assert [r["number"] for r in rows] == [1, 2, 3, 4, 5]
     for row in rows:
@@ -100,3 +101,22 @@ def test_imagenet_weights_unavailable_is_a_one_line_error(image_dir, tmp_path, c
     assert code == 2
     assert err.startswith("error: ImageNet VGG19 weights are not available offline") and err.count("\n") == 1
     assert not out.exists()  # stopped before training or writing anything
+
+
+def test_a_column_trains_the_same_from_the_same_seed(image_dir, tmp_path, monkeypatch):
+    """Pre-training and GAN stage through common.training.Trainer (in memory): twice the same weights."""
+    monkeypatch.chdir(tmp_path)
+    config = ablation.AblationConfig(num_filters=8, num_blocks=1, disc_filters=8, hr_patch=32, batch_size=2,
+                                     pretrain_steps=2, steps=1, perceptual_layer="conv2_2")
+    column = ablation.select_columns(["ragan"])[0]
+    runs = []
+    for _ in range(2):
+        generator, last = ablation.pretrain(column, config, [image_dir])
+        trained, info = ablation.train_column(column, config, [image_dir], generator.get_weights(), None)
+        runs.append((generator.get_weights(), trained.get_weights(), last, info["last_gan"]))
+    (pre_a, gan_a, last_a, info_a), (pre_b, gan_b, last_b, info_b) = runs
+    assert set(last_a) == {"l1"} and math.isfinite(last_a["l1"]) and set(info_a) >= {"d_loss", "g_loss", "percep"}
+    for a, b in zip(pre_a + gan_a, pre_b + gan_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(pre_a, gan_a))  # the GAN step did change it
+    assert list(tmp_path.iterdir()) == []  # nothing written: no checkpoints

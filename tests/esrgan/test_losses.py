@@ -98,3 +98,23 @@ def test_generator_total_is_percep_plus_weighted_gan_and_l1():
                 + 1e-2 * np.abs(hr - sr).mean())
     assert float(parts["total"]) == pytest.approx(expected, rel=1e-5)
     assert set(parts) == {"total", "perceptual", "gan", "l1"}
+
+
+def test_esrgan_takes_shared_losses_from_common_not_from_srgan():
+    """Only the ablation study reuses srgan (its srresnet columns); the rest imports no srgan module."""
+    import ast
+    from pathlib import Path
+
+    import common.losses
+
+    assert RelativisticGeneratorLoss is common.losses.RelativisticGeneratorLoss
+    assert issubclass(L1Loss, common.losses.PixelL1) and issubclass(PerceptualLoss, common.losses.FeatureLoss)
+    package = Path(__file__).resolve().parents[2] / "esrgan"
+    importers = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(m == "srgan" or m.startswith("srgan.") for m in modules):
+                importers.append(path.name)
+    assert set(importers) <= {"ablation.py"}, importers

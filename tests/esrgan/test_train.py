@@ -189,3 +189,43 @@ def test_feature_matching_on_the_own_discriminator_moves_with_its_weights():
     for w in disc.trainable_weights:  # (a mere rescaling would not do: the distances are normalised)
         w.assign(w + rng.normal(0.0, 0.1, w.shape).astype("float32"))
     assert float(loss(hr, sr)) != pytest.approx(before, rel=1e-3)
+
+
+def test_weight_average_is_validated_checkpointed_resumed_and_exported(data, tmp_path):
+    from common.ema import checkpoint_has
+
+    keras.utils.set_random_seed(2)
+    config = tiny(data, stage="gan", steps=2, lr=1e-3, lr_milestones=(), validate_every=2, checkpoint_every=2,
+                  ema_decay=0.5)
+    first = esrgan_train.build(config, tmp_path / "run", vgg_weights=None, progress=False)
+    start = values(first.generator.variables)
+    first.trainer.fit()
+    average, raw = values(first.generator.variables), values(first.model.generator.variables)
+    assert first.generator is not first.model.generator
+    assert any(not np.array_equal(a, b) for a, b in zip(average, raw))  # half way behind the raw weights
+    assert any(not np.array_equal(a, b) for a, b in zip(average, start))
+    assert checkpoint_has(first.trainer.manager.latest_checkpoint, "generator_ema")
+
+    second = esrgan_train.build(replace(config, steps=3), tmp_path / "run", vgg_weights=None, progress=False)
+    for a, b in zip(average, values(second.generator.variables)):
+        np.testing.assert_array_equal(a, b)
+
+    # a run written without the average starts it at the restored raw weights
+    plain = replace(config, ema_decay=0.0)
+    esrgan_train.build(plain, tmp_path / "plain", vgg_weights=None, progress=False).trainer.fit()
+    resumed = esrgan_train.build(replace(config, steps=3), tmp_path / "plain", vgg_weights=None, progress=False)
+    for a, b in zip(values(resumed.model.generator.variables), values(resumed.generator.variables)):
+        np.testing.assert_array_equal(a, b)
+
+    # --export writes the average of the best step, the lowest NIQE; the 40x40 validation images are
+    # too small for NIQE's 96x96 blocks, so there is no best and the last step is exported
+    out = esrgan_train.train(replace(config, steps=4), tmp_path / "run", export=tmp_path / "g.h5",
+                             vgg_weights=None, progress=False)
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "best")) is None
+    exported, _ = load_model(out["exported"])
+    last_average, last_raw = rrdb_generator(**TINY_G), rrdb_generator(**TINY_G)
+    tf.train.Checkpoint(generator_ema=last_average, generator=last_raw).restore(
+        tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))).expect_partial()
+    for a, b in zip(exported.get_weights(), last_average.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(exported.get_weights(), last_raw.get_weights()))

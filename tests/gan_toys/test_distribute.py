@@ -38,8 +38,8 @@ def mirrored(tmp_path_factory):
 def test_two_workers_agree_and_only_the_chief_writes(tmp_path, mirrored):  # (mirrored: start it now)
     out = tmp_path / "run"
     args = ["gaussian", "--strategy", "multiworker", "--out", str(out), "--steps", "6",
-            "--set", "batch_size=8", "--set", "d_steps=2", "--set", "average_last=2", "--set", "log_every=2",
-            "--set", "eval_samples=200"]
+            "--batch-size", "8", "--d-steps", "2", "--average-last", "2", "--log-every", "2",
+            "--eval-samples", "200"]
     cluster = Cluster(tmp_path / "workers")
     try:
         cluster.start(args, mode="gan_toys")
@@ -75,7 +75,10 @@ def test_mirrored_strategy_matches_default_strategy(mirrored):
     default, mirrored = np.load(out / "default.npz"), np.load(out / "mirrored.npz")
     assert default.files == mirrored.files and any(k.startswith("discriminator/") for k in default.files)
     assert len(default["history/d_loss"]) == 4
+    # Adam turns rounding differences of near-zero gradients (sums over one device vs all-reduced
+    # over two) into steps of up to the learning rate: one weight in thousands moves ~1e-5. A
+    # mode-seeking term from each replica's own batch instead of the global one moves them ~3e-2.
     for key in default.files:
-        np.testing.assert_allclose(mirrored[key], default[key], rtol=0, atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(mirrored[key], default[key], rtol=0, atol=1e-4, err_msg=key)
     for name in ("default", "mirrored"):
         assert (out / name / "metrics.json").exists() and (out / name / "samples_step000004.png").exists()

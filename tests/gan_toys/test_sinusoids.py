@@ -43,8 +43,8 @@ def test_sample_figure_shows_100_1000_2000_and_the_last_step():
 
 def test_cli_writes_samples_npy_phase_histogram_and_figures(tmp_path):
     out = tmp_path / "sinusoids"
-    assert main(["sinusoids", "--steps", "4", "--out", str(out), "--set", "eval_samples=24",
-                 "--set", "batch_size=4", "--set", "g_filters=4", "--set", "d_filters=4"]) == 0
+    assert main(["sinusoids", "--steps", "4", "--out", str(out), "--eval-samples", "24",
+                 "--batch-size", "4", "--g-filters", "4", "--d-filters", "4"]) == 0
     samples = np.load(out / "samples.npy")
     assert samples.shape == (24, 50, 50) and samples.dtype == np.float32
     assert samples.min() >= 0.0 and samples.max() <= 1.0
@@ -53,6 +53,9 @@ def test_cli_writes_samples_npy_phase_histogram_and_figures(tmp_path):
     assert len(counts) == 12 and sum(counts) == 24 and metrics["phase_min_bin"] == min(counts)
     assert metrics["phase_bins_ok"] == (min(counts) >= 24 / 12 / 3)
     assert metrics["passed"] == (metrics["good_share"] >= 0.8 and metrics["phase_bins_ok"])
+    # the defaults sample from the average of G's weights; the last weights are scored too
+    assert json.loads((out / "config.json").read_text())["ema"] > 0
+    assert all(0 <= c["last_weights"]["good_share"] <= 1 for c in metrics["checkpoints"])
     # the saved samples are the images the final metrics were computed on
     again = data.SinusoidFit(half_width=SinusoidConfig().half_width).quality(samples[..., None])
     assert again["phase_counts_all"] == counts and abs(again["good_share"] - metrics["good_share"]) < 1e-9

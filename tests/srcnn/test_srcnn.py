@@ -1,7 +1,14 @@
 import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from common.checkpoints import load_model
 from srcnn.evaluate import bicubic, evaluate, load_srcnn
@@ -10,6 +17,29 @@ from srcnn.thesis import load_thesis_checkpoint
 from srcnn.train import main as train_main
 
 THESIS = "srcnn_v4.h5"
+ROOT = Path(__file__).resolve().parents[2]
+# A run written by srcnn.train before it became a step object (commit 4427a65, the arguments of
+# tiny_run_args, --steps 2): its checkpoint and the state the old code held when saving it.
+OLD_RUN = Path(__file__).with_name("data") / "run_4427a65"
+
+
+def write_training_images(folder: Path) -> Path:
+    """Three grey 60x60 sinusoid textures with noise."""
+    import cv2
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        y, x = np.mgrid[0:60, 0:60] / 6.0
+        img = (np.sin(x + i) * np.cos(y) * 100 + 128 + rng.normal(0, 5, (60, 60))).clip(0, 255)
+        cv2.imwrite(str(folder / f"{i}.png"), np.repeat(img[..., None], 3, 2).astype(np.uint8))
+    return folder
+
+
+def tiny_run_args(data: Path, val: Path, run: Path, *scales) -> list:
+    return ["--preset", "adam", "--train-data", str(data), "--val-data", str(val),
+            "--scales", *map(str, scales or (3,)), "--n1", "8", "--n2", "4", "--patch", "24", "--batch-size", "4",
+            "--validate-every", "2", "--checkpoint-every", "2", "--log-every", "1", "--run-dir", str(run)]
 
 
 @pytest.mark.parametrize("f2,params", [(1, 5248 + 2080 + 801), (3, 5248 + 18464 + 801),
@@ -46,19 +76,8 @@ def test_thesis_checkpoint_loads_and_beats_bicubic_on_its_degradation(shared_dat
 
 
 def test_train_cli_resumes_and_exports(tmp_path, shared_data):
-    data = tmp_path / "train"
-    data.mkdir()
-    import cv2
-
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        y, x = np.mgrid[0:60, 0:60] / 6.0
-        img = (np.sin(x + i) * np.cos(y) * 100 + 128 + rng.normal(0, 5, (60, 60))).clip(0, 255)
-        cv2.imwrite(str(data / f"{i}.png"), np.repeat(img[..., None], 3, 2).astype(np.uint8))
     run = tmp_path / "run"
-    args = ["--preset", "adam", "--train-data", str(data), "--val-data", str(shared_data / "Set5"),
-            "--scales", "2", "3", "--n1", "8", "--n2", "4", "--patch", "24", "--batch-size", "4",
-            "--validate-every", "2", "--checkpoint-every", "2", "--log-every", "1", "--run-dir", str(run)]
+    args = tiny_run_args(write_training_images(tmp_path / "train"), shared_data / "Set5", run, 2, 3)
     assert train_main(args + ["--steps", "2"]) == 0
     export = tmp_path / "w" / "srcnn_x{scale}.h5"
     export.parent.mkdir()
@@ -135,3 +154,74 @@ def test_warmup_ramps_from_zero_then_follows_the_schedule(decay):
     no_warmup = make_optimizer(SRCNNConfig(optimizer="adam", lr_decay=decay, steps=1000), 2e-4)
     no_warmup.iterations.assign(0)
     assert float(no_warmup.learning_rate) == pytest.approx(2e-4)
+
+
+def _config(args):
+    from srcnn.config import PRESETS, SRCNNConfig
+    from srcnn.train import config_from_args, parse_args
+
+    parsed = parse_args(args)
+    return config_from_args(parsed, SRCNNConfig, PRESETS[parsed.preset])
+
+
+def test_a_run_checkpointed_before_the_step_object_resumes_with_its_state(tmp_path, shared_data):
+    from srcnn.train import build
+
+    run = tmp_path / "run"
+    shutil.copytree(OLD_RUN / "checkpoints", run / "checkpoints")
+    args = tiny_run_args(write_training_images(tmp_path / "train"), shared_data / "Set5", run) + ["--steps", "3"]
+    trainer, _ = build(_config(args), run, progress=False)
+    assert trainer.resumed_from == 2
+    saved = np.load(OLD_RUN / "state.npz")
+    restored = {f"model/{i}": w for i, w in enumerate(trainer.checkpoint.model.get_weights())}
+    for name in ("body_optimizer", "last_optimizer"):  # conv1+conv2 / conv3: the two learning rates
+        restored.update({f"{name}/{i}": np.asarray(v.numpy())
+                         for i, v in enumerate(getattr(trainer.checkpoint, name).variables)})
+    assert sorted(restored) == sorted(saved.files)
+    for key in saved.files:  # weights, iterations and Adam moments, to the bit
+        np.testing.assert_array_equal(restored[key], saved[key], err_msg=key)
+    assert trainer.fit()["step"] == 3
+    assert [h["step"] for h in trainer.history] == [3]
+
+
+def _checkpoint_values(run: Path) -> dict:
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
+    names = [n for n, _ in tf.train.list_variables(str(run / "checkpoints"))]
+    # (not the save count, nor the object graph, which holds the optimizers' Python names)
+    return {n: reader.get_tensor(n) for n in names if not n.startswith(("save_counter", "_CHECKPOINTABLE"))}
+
+
+def test_a_run_killed_with_sigkill_resumes_bit_exact(tmp_path):
+    """kill -9 during training, resume: the weights after two more steps equal those of a run
+    stopped cleanly at the killed run's last checkpoint and resumed the same way."""
+    data = write_training_images(tmp_path / "train")
+
+    def args(run, steps):  # constant rate: the schedule must not depend on --steps
+        return tiny_run_args(data, data, run) + [
+            "--lr-decay", "constant", "--validate-every", "100000", "--steps", str(steps)]
+
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "srcnn.train", *args(killed, 100_000)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (killed / "checkpoints" / "checkpoint").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint from the run"
+            time.sleep(0.05)
+        time.sleep(0.3)  # kill it in the middle of training, maybe while it writes a checkpoint
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    step = int(tf.train.latest_checkpoint(str(killed / "checkpoints")).rsplit("-", 1)[1])
+    assert step >= 2
+
+    assert train_main(args(clean, step)) == 0
+    assert _checkpoint_values(clean).keys() == _checkpoint_values(killed).keys()
+    for run in (killed, clean):
+        assert train_main(args(run, step + 2)) == 0
+    after_kill, after_stop = _checkpoint_values(killed), _checkpoint_values(clean)
+    assert int(after_kill["step/.ATTRIBUTES/VARIABLE_VALUE"]) == step + 2
+    for name, value in after_stop.items():
+        np.testing.assert_array_equal(after_kill[name], value, err_msg=name)

@@ -70,3 +70,16 @@ def test_load_krasserm_discriminator_gives_logits():
     assert logits.shape == (2, 1) and np.isfinite(logits).all()
     np.testing.assert_array_equal(model.get_layer("logit").get_weights()[0],
                                   krasserm.read_layer_weights(krasserm.weight_file("discriminator"))[-1][1][0])
+
+
+def test_the_discriminator_is_a_named_weight_source_loaded_frozen_for_other_chapters():
+    """`krasserm:discriminator` through common.checkpoints (how esrgan's pretrained-disc gets it
+    without importing srgan), with the architecture's declared input range."""
+    from common.perceptual import pretrained_discriminator
+
+    model = pretrained_discriminator("krasserm:discriminator")
+    _, meta = krasserm.load_krasserm("discriminator")
+    assert not model.trainable and meta["architecture"] == "srgan_discriminator"
+    assert meta["input_range"] == [-1, 1] and meta["args"] == {"patch": 96}
+    for ours, stored in zip(model.get_weights(), krasserm.load_krasserm_discriminator().get_weights()):
+        np.testing.assert_array_equal(ours, stored)

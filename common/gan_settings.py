@@ -1,0 +1,31 @@
+"""Settings the GAN chapters' configs share: the collapse guard's fields, the weight average and the names of the
+perceptual (feature) networks. Standard library only: config modules (and the chapter specs that
+the library reads without loading TensorFlow) import it."""
+from dataclasses import dataclass
+
+from common.config_cli import setting
+
+PERCEPTUAL_NETWORKS = ("vgg-imagenet", "vgg-random", "disc-features", "pretrained-disc")
+
+
+@dataclass(frozen=True)
+class GANStageSettings:
+    """A base of a GAN chapter's config: when a gan-stage run stops with TrainingCollapsed
+    (common.chapter.collapse_guard and saturation_guard), and the generator's weight average. A dataclass's base fields come first, so
+    these lead its flags and its config.json."""
+
+    max_psnr_drop: float = setting(3.0, "gan stage: stop when validation PSNR falls this far below the start's",
+                                   unit="dB")
+    max_colour_shift: float = setting(0.02, "gan stage: ... or the outputs' mean colour moves this much farther "
+                                      "from the LR's than at the start", unit="of the 0-1 range")
+    d_saturation: float = setting(1e-4, "gan stage: ... or the discriminator's mean probability (D_Ra in a "
+                                  "relativistic GAN) of HR > 1 - this and of SR < this in 3 logs in a row (0: off)")
+    ema_decay: float = setting(0.0, "gan stage: validate and export an exponential moving average of the "
+                               "generator's weights with this decay per step (0: the raw weights; Real-ESRGAN "
+                               "uses 0.999)")
+
+
+def check_perceptual(name: str) -> None:
+    """Raise ValueError unless `name` is one of PERCEPTUAL_NETWORKS."""
+    if name not in PERCEPTUAL_NETWORKS:
+        raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL_NETWORKS)}, not {name!r}")
