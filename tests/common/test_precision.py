@@ -150,14 +150,27 @@ def test_upscaler_precision_equals_one_call_upscale():
     assert np.abs(f32 - bf16).max() > 0
 
 
-def test_bfloat16_is_tensorflow_only():
-    """auto falls back to TensorFlow for bfloat16; an explicit other backend is refused in one line."""
+def test_bfloat16_backends(monkeypatch):
+    """auto keeps bfloat16 on TensorFlow; OpenVINO runs it when named, on CPUs that have it natively;
+    ONNX Runtime never. Refusals are one line."""
     model, meta = TINY["srcnn"][0](), TINY["srcnn"][1]
     assert Upscaler(model, meta, backend="auto", precision="bfloat16").backend == "tensorflow"
-    for backend in ("openvino", "onnxruntime"):
-        if backends.installed(backend):
-            with pytest.raises(backends.BackendError, match=f"backend {backend} runs float32 only"):
-                Upscaler(model, meta, backend=backend, precision="bfloat16")
+    if backends.installed("onnxruntime"):
+        with pytest.raises(backends.BackendError, match="backend onnxruntime runs float32 only"):
+            Upscaler(model, meta, backend="onnxruntime", precision="bfloat16")
+    if not backends.installed("openvino"):
+        return
+    monkeypatch.setattr(backends, "native_bfloat16_cpu", lambda: False)
+    with pytest.raises(backends.BackendError, match="openvino runs bfloat16 only on CPUs with AVX512-BF16"):
+        Upscaler(model, meta, backend="openvino", precision="bfloat16")
+    monkeypatch.undo()
+    if backends.native_bfloat16_cpu():
+        f32 = Upscaler(model, meta, backend="openvino")(IMAGE)
+        up = Upscaler(model, meta, backend="openvino", precision="bfloat16")
+        assert (up.backend, up.precision) == ("openvino", "bfloat16")
+        bf16 = up(IMAGE)
+        levels = np.abs(to_uint8(f32).astype(int) - to_uint8(bf16))
+        assert levels.max() <= MAX_LEVELS and np.abs(f32 - bf16).max() > 0
 
 
 # --- command lines ----------------------------------------------------------------------------------
