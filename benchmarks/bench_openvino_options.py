@@ -15,7 +15,8 @@ variant's): dynamic = as shipped, the dynamic-shape model; static = compiled for
 bf16 / static_bf16 = precision bfloat16 (INFERENCE_PRECISION_HINT bf16, CPUs with AVX512-BF16/AMX);
 throughput = PERFORMANCE_HINT THROUGHPUT; threads1 = INFERENCE_NUM_THREADS 1; *_t1 = the others on
 one thread (one thread's CPU time barely moves on a loaded machine, so they compare kernels);
-nopin = ENABLE_CPU_PINNING off; tbb_static = TBB_PARTITIONER STATIC. CPU time is printed too.
+nopin = ENABLE_CPU_PINNING off; tbb_static = TBB_PARTITIONER STATIC (OpenVINO's own default; the
+shipped setting is AUTO), static_tbb_static = both static. CPU time is printed too.
 
 `--psnr`: what bfloat16 costs in quality: the PSNR (evaluation protocol) of every shipped checkpoint
 on TensorFlow, on OpenVINO in float32 (as shipped) and on OpenVINO in bfloat16, on Set5.
@@ -38,7 +39,8 @@ VARIANTS = {
     "bf16": ({"INFERENCE_PRECISION_HINT": "bf16"}, False), "static_bf16": ({"INFERENCE_PRECISION_HINT": "bf16"}, True),
     "throughput": ({"PERFORMANCE_HINT": "THROUGHPUT"}, False), "threads1": ({"INFERENCE_NUM_THREADS": 1}, False),
     "nopin": ({"ENABLE_CPU_PINNING": False}, False), "static_nopin": ({"ENABLE_CPU_PINNING": False}, True),
-    "tbb_static": ({"TBB_PARTITIONER": "STATIC"}, True),
+    "tbb_static": ({"TBB_PARTITIONER": "STATIC"}, False),
+    "static_tbb_static": ({"TBB_PARTITIONER": "STATIC"}, True),
     "dynamic_t1": ({"INFERENCE_NUM_THREADS": 1}, False), "static_t1": ({"INFERENCE_NUM_THREADS": 1}, True),
     "bf16_t1": ({"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "bf16"}, False),
 }
@@ -111,9 +113,11 @@ def psnr_table(data, out=print) -> dict:
     return table
 
 
-def _child(args: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_openvino_options", "--child", *args], cwd=REPO,
-                          capture_output=True, text=True)
+def _child(args: list[str], settings) -> dict:
+    """One task in a fresh process, with this run's generator, size and number of runs."""
+    same = ["--gen", settings.gen, "--size", str(settings.size), "--runs", str(settings.runs)]
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_openvino_options", *same, "--child", *args],
+                          cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError((proc.stderr.strip().splitlines() or ["?"])[-1])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -162,13 +166,13 @@ def main(argv=None) -> int:
     results = {v: [] for v in args.variants + ([] if args.no_torch else ["torch"])}
     loads = []
     with tempfile.TemporaryDirectory(prefix="ov_options_") as folder:
-        xml = args.xml or _child(["convert", folder])["path"]
+        xml = args.xml or _child(["convert", folder], args)["path"]
         names = list(results)
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
                 loads.append(os.getloadavg()[0])
-                m = _child(["torch"] if name == "torch" else [name, xml])
+                m = _child(["torch"] if name == "torch" else [name, xml], args)
                 m["round"] = r
                 results[name].append(m)
                 print(f"round {r} {name:<12} {m['wall_s']:7.3f} s, CPU {m['cpu_s']:7.3f} s (runs {', '.join(f'{w:.2f}' for w in m['walls'])}; "

@@ -188,8 +188,11 @@ def stage_toys(out: Path, cfg: dict, tmp: Path) -> dict:
     return results
 
 
-def _history_files() -> list[Path]:
-    return sorted(p for chapter in ("srcnn", "srgan", "esrgan") for p in (REPO / chapter / "weights").glob("*.history.json"))
+def _history_files(root: Path = REPO) -> list[Path]:
+    """The training histories shipped in <chapter>/weights/ under `root`, for every registered chapter."""
+    from common.registry import chapters
+
+    return sorted(p for name in chapters() for p in (root / name / "weights").glob("*.history.json"))
 
 
 def stage_curves(out: Path, cfg: dict, tmp: Path, quick: bool) -> dict:

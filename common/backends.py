@@ -13,11 +13,15 @@ temporary folder and renamed into place, its info.json (ModelInfo and metadata) 
 finds its entry imports neither TensorFlow nor Keras. OpenVINO's usage telemetry is kept off: its
 package is hidden before OpenVINO is imported, so OpenVINO's converter uses its built-in stub.
 
-OpenVINO runs the dynamic-shape model compiled once, in float32. OpenVINORunner can also compile a
-copy per input shape (static_shapes) and run bfloat16 on CPUs with AVX512-BF16/AMX; neither is used
-by prepare() (benchmarks.bench_openvino_options measures them: per-shape compiles saved about 3 % of
-RRDB's CPU time, less than a compile per new image size costs; bfloat16 halves it but moves the
-shipped models' Set5 PSNR by up to 0.05 dB, more than the 0.01 dB a default may).
+OpenVINO runs the dynamic-shape model compiled once, in float32, its threads sharing each layer's
+work dynamically (TBB's auto partitioner: a thread slowed by another process no longer holds the
+layer up). Before converting, nearest-neighbour UpSampling2D layers (Keras repeats each axis, which
+OpenVINO runs as Tile + Transpose + layout reorders) are replaced by the same resize as one
+Interpolate node. OpenVINORunner can also compile a copy per input shape (static_shapes) and run
+bfloat16 on CPUs with AVX512-BF16/AMX; neither is used by prepare() (benchmarks.bench_openvino_options
+measures them: per-shape compiles saved about 3 % of RRDB's CPU time, less than a compile per new
+image size costs; bfloat16 halves it but moves the shipped models' Set5 PSNR by up to 0.05 dB, more
+than the 0.01 dB a default may).
 """
 import dataclasses
 import functools
@@ -37,11 +41,14 @@ from common.model_analysis import InferenceError, ModelInfo, analyze_model
 BACKENDS = ("auto", "tensorflow", "openvino", "onnxruntime")
 PIP_NAME = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 CACHE_FOLDER = ".sr-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: OpenVINO conversions resize with Interpolate
 CHECKPOINT_SUFFIXES = (".weights.h5", ".h5", ".json")
 # OpenVINO CPU settings: one request at a time on all cores (OpenVINO's own default on this kind of
 # CPU would be bfloat16 arithmetic where the CPU has it: the precision is always set explicitly).
 OPENVINO_CONFIG = {"PERFORMANCE_HINT": "LATENCY"}
+# Set where OpenVINO has them (older versions refuse unknown properties): each layer's work shared
+# out dynamically rather than in fixed equal parts, which wait for a thread another process slowed.
+OPENVINO_OPTIONAL = {"TBB_PARTITIONER": "AUTO"}
 OPENVINO_PRECISION = {"float32": "f32", "bfloat16": "bf16"}
 # Compiled copies of a model kept per OpenVINORunner, one per input shape (least recently used out).
 OPENVINO_SHAPES = 4
@@ -177,10 +184,61 @@ def _openvino():
     return openvino
 
 
+def _nearest_upsamplers(model) -> list:
+    """The model's UpSampling2D layers (nested models included) that repeat pixels, channels last."""
+    import keras
+
+    found = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.UpSampling2D):
+            if layer.interpolation == "nearest" and layer.data_format == "channels_last":
+                found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += _nearest_upsamplers(layer)
+    return found
+
+
+def resize_nearest_for_openvino(model):
+    """The model with its nearest UpSampling2D layers computing the same pixels by tf.image.resize
+    (one Interpolate node in OpenVINO instead of Tile + Transpose + reorders); other layers are
+    shared, not copied. The model itself when it has none or is not a functional/Sequential model."""
+    import keras
+
+    tf = _tensorflow()
+
+    class NearestResize(keras.layers.Layer):
+        # not registered for saving: it lives only for a conversion
+        def __init__(self, size, **kwargs):
+            super().__init__(**kwargs)
+            self.size = tuple(size)
+
+        def call(self, x):
+            # half-pixel centres with an integer factor: output pixel i reads input pixel i // factor
+            shape = tf.shape(x)
+            return tf.image.resize(x, [shape[1] * self.size[0], shape[2] * self.size[1]], method="nearest")
+
+        def compute_output_shape(self, input_shape):
+            b, h, w, c = input_shape
+            return (b, None if h is None else h * self.size[0], None if w is None else w * self.size[1], c)
+
+    upsamplers = {id(layer) for layer in _nearest_upsamplers(model)}
+    if not upsamplers:
+        return model
+
+    def clone(layer):
+        return NearestResize(layer.size, name=layer.name) if id(layer) in upsamplers else layer
+
+    try:
+        return keras.models.clone_model(model, clone_function=clone, recursive=True)
+    except ValueError:  # a subclassed model: its layers cannot be swapped
+        return model
+
+
 def convert_openvino(model, path: Path) -> None:
     """Write the Keras model as OpenVINO IR (path .xml + .bin), float32 weights, dynamic N/H/W."""
     tf = _tensorflow()
     ov = _openvino()
+    model = resize_nearest_for_openvino(model)
     channels = int(model.inputs[0].shape[-1])
     function = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32),
                            input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
@@ -204,7 +262,9 @@ class OpenVINORunner:
         self.core = ov.Core()
         self.model = (self.core.read_model(str(path_or_model)) if isinstance(path_or_model, (str, Path))
                       else path_or_model)
-        self.config = {**OPENVINO_CONFIG, "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
+        supported = self.core.get_property("CPU", "SUPPORTED_PROPERTIES")
+        optional = {k: v for k, v in OPENVINO_OPTIONAL.items() if k in supported}
+        self.config = {**OPENVINO_CONFIG, **optional, "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
                        **(config or {})}
         self.static_shapes = static_shapes
         self._requests: dict = {}  # input shape (None: dynamic) -> infer request, oldest first

@@ -29,7 +29,7 @@ import common  # noqa: F401  (quiet TensorFlow import)
 import tensorflow as tf
 
 from common.degradations import DEGRADATIONS, degrade, degrade_tf, upsample_bicubic_tf
-from common.images import decode_image, list_images, mod_crop, read_image, rgb_to_y_tf, to_uint8
+from common.images import decode_rgb, list_images, mod_crop, read_image, rgb_to_y_tf, to_uint8
 
 # Salts separate the random streams that share one seed.
 _PERM_SALT, _CROP_SALT = 0x5EED, 0xC0B
@@ -48,16 +48,8 @@ def _image_paths(folders) -> list[Path]:
 
 def _load_integer_rgb(path) -> np.ndarray:
     """File -> (H, W, 3) uint8 or uint16 RGB; grey becomes 3 channels, alpha is dropped."""
-    image = decode_image(path)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.shape[2] == 4:
-        image = image[..., :3]
-    if image.shape[2] == 3:
-        image = image[..., ::-1]
-    else:
-        image = np.repeat(image[..., :1], 3, axis=2)
-    return image
+    image = decode_rgb(path)
+    return image if image.shape[2] == 3 else np.repeat(image[..., :1], 3, axis=2)
 
 
 class _ImageCache:

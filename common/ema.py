@@ -9,14 +9,20 @@ import keras
 import tensorflow as tf
 
 
-class WeightAverage(tf.Module):
-    """`average` follows `model`: average <- decay * average + (1 - decay) * model after each
-    `update()` (call it inside the training step, in replica or cross-replica context)."""
+class WeightAverage:
+    """`average` (a clone of `model`) follows `model`: average <- decay * average + (1 - decay) *
+    model after each `update()`.
 
-    def __init__(self, model: keras.Model, decay: float, name: str = "weight_average"):
+    `update()` works in replica context (inside `strategy.run`, also inside a `tf.while_loop` of
+    several steps), in cross-replica context and without a strategy. Under a strategy every
+    replica updates its own copy of the average from its own copy of the weights, which are
+    equal on all replicas after each step: no merge_call and no communication, and the copies
+    stay equal. Create it in the strategy's scope, like the model.
+    """
+
+    def __init__(self, model: keras.Model, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"the weight average's decay must be in (0, 1), not {decay}")
-        super().__init__(name=name)
         self.model, self.decay = model, float(decay)
         self.average = keras.models.clone_model(model)
         self.copy_from_model()
@@ -27,28 +33,11 @@ class WeightAverage(tf.Module):
         self.average.set_weights(self.model.get_weights())
 
     def update(self):
-        context = tf.distribute.get_replica_context()
-        if context is None or tf.distribute.in_cross_replica_context():
-            self._update(tf.distribute.get_strategy())
-        else:
-            context.merge_call(self._update)
-
-    def _update(self, strategy):
         decay = self.decay
-
-        def blend(average, value):
-            return average.assign(decay * average + (1.0 - decay) * value)
-
         for average, value in zip(self.average.weights, self.model.weights):
-            strategy.extended.update(_tf_variable(average), blend, args=(_tf_value(value),))
-
-
-def _tf_variable(variable):
-    return getattr(variable, "value", variable) if isinstance(variable, keras.Variable) else variable
-
-
-def _tf_value(variable):
-    return tf.convert_to_tensor(variable.value if isinstance(variable, keras.Variable) else variable)
+            # the keras variables' aggregation is "none": in replica context an assignment
+            # updates this replica's copy only
+            average.assign(decay * average.value + (1.0 - decay) * tf.cast(value.value, average.dtype))
 
 
 def checkpoint_has(checkpoint_path: str, name: str) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common.files import atomic_write_bytes  # write_image's; common.evaluate and srgan.evaluate import it from here
+from common.files import atomic_write_bytes  # write_image writes through it: no partial file is left
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
@@ -55,18 +55,25 @@ def decode_image(path) -> np.ndarray:
     return decode_bytes(read_file(path), path)
 
 
-def read_image(path, grayscale_to_rgb: bool = True) -> np.ndarray:
-    """Read an image as float32 RGB in [0, 1]; alpha is dropped, grey becomes 3 channels."""
+def decode_rgb(path) -> np.ndarray:
+    """A file's samples as decoded (any depth) in RGB order: (H, W, 3), or (H, W, 1) for grey; alpha
+    is dropped. Raises ImageError with a reason."""
     image = decode_image(path)
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ImageError(f"{Path(path)}: unsupported sample type {image.dtype}")
     if image.ndim == 2:
         image = image[..., None]
     if image.shape[2] == 4:
         image = image[..., :3]
     if image.shape[2] == 3:
         image = image[..., ::-1]
+    return image
+
+
+def read_image(path, grayscale_to_rgb: bool = True) -> np.ndarray:
+    """Read an image as float32 RGB in [0, 1]; alpha is dropped, grey becomes 3 channels."""
+    image = decode_rgb(path)
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"{Path(path)}: unsupported sample type {image.dtype}")
     image = image.astype(np.float32) / scale
     if image.shape[2] == 1 and grayscale_to_rgb:
         image = np.repeat(image, 3, axis=2)

@@ -20,8 +20,6 @@ import keras
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.gan_settings import PERCEPTUAL_NETWORKS  # noqa: F401  (the names, importable without TensorFlow)
-# The loss classes moved to common.losses; tests/common/test_perceptual.py still imports them from here.
-from common.losses import DISTANCES, FeatureLoss, LowPassLoss, SumOfLosses, layer_distance  # noqa: F401
 
 PRETRAINED_DESCRIPTION = "krasserm's published SRGAN discriminator (frozen)"  # what 'pretrained-disc' loads
 

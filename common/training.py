@@ -26,6 +26,7 @@ on stopping (Ctrl-C / SIGTERM on any of them), so they stop and save at the same
 Batch-normalisation moving statistics are averaged over replicas after every step (Keras
 updates each replica's copy from its own batch), which keeps all copies identical.
 """
+import bisect
 import hashlib
 import itertools
 import json
@@ -35,7 +36,7 @@ import signal
 import tempfile
 import weakref
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 import keras
 import numpy as np
@@ -315,6 +316,8 @@ class Trainer:
         run_eagerly: bool = False,
         description: str | None = None,
         steps_per_call: int = 1,
+        hooks: Iterable[tuple[Iterable[int], Callable[[int], None]]] = (),
+        tensorboard: bool = True,
     ):
         """`step`: a `TrainStep`, or a bare `step_fn(batch)` with its `trackables`. `run_dir` is
         written by the chief only (None: nothing is written, see the module notes); the trackables
@@ -335,12 +338,23 @@ class Trainer:
         `run_eagerly`: no tf.function (tracing a large step can cost more than a short run);
         `description` labels the progress bar and the messages of a stopped run.
         `steps_per_call` > 1 runs that many steps in one graph call (tiny networks, whose steps
-        are dominated by Python); a call ends at the next log, validation or checkpoint, so those
-        happen at the same steps, and a NaN is still reported at its step. A stop request is
-        seen between calls."""
+        are dominated by Python); a call ends at the next hook, validation or checkpoint, so those
+        happen at the same steps, and a NaN is still reported at its step. Logs come from the
+        figures every step returns, so they end no call: `log_every=1` keeps each step's figures
+        in `history` and calls keep their length. A stop request is seen between calls.
+
+        `hooks`: (steps, fn) pairs; `fn(step)` runs after each of those steps, on every worker,
+        outside the graph: an evaluation at chosen steps, a schedule that changes a variable
+        between steps. It runs after the step's log and before its validation and checkpoint, so
+        the checkpoint holds what it changed; a resumed run does not repeat the hooks of the
+        steps before its start.
+
+        `tensorboard=False`: no TensorBoard logs in the run directory (a tiny network logged every
+        step, whose summaries would cost more than its steps)."""
         if steps_per_call < 1:
             raise ValueError(f"steps_per_call must be at least 1, not {steps_per_call}")
         self.steps_per_call = int(steps_per_call)
+        self.hooks = [(sorted(set(int(s) for s in steps)), fn) for steps, fn in hooks]
         if total_steps is None:
             raise TypeError("Trainer needs total_steps")
         step_fn = getattr(step, "train_step", step)
@@ -401,7 +415,7 @@ class Trainer:
         self._check_same_start()
         self.best = self._read_best()
         self.writer = (
-            tf.summary.create_file_writer(str(self.run_dir / "logs")) if self.writes
+            tf.summary.create_file_writer(str(self.run_dir / "logs")) if self.writes and tensorboard
             else tf.summary.create_noop_writer()
         )
         self.history: list[dict] = []
@@ -520,12 +534,15 @@ class Trainer:
         return call
 
     def _call_size(self, step: int) -> int:
-        """Steps in the next call: up to `steps_per_call`, ending at the next log, validation or
+        """Steps in the next call: up to `steps_per_call`, ending at the next hook, validation or
         checkpoint (or the last step), so that those happen at the same steps as one by one."""
-        every = (self.log_every, self.validate_every if self.validate else None,
+        every = (self.validate_every if self.validate else None,
                  self.checkpoint_every if self.manager is not None else None)
-        next_mark = min([self.total_steps] + [(step // e + 1) * e for e in every if e])
-        return max(1, min(self.steps_per_call, next_mark - step))
+        marks = [self.total_steps] + [(step // e + 1) * e for e in every if e]
+        for steps, _ in self.hooks:
+            later = bisect.bisect_right(steps, step)
+            marks += steps[later:later + 1]
+        return max(1, min(self.steps_per_call, min(marks) - step))
 
     def _log(self, step: int, means: dict):
         with self.writer.as_default(step=step):
@@ -656,6 +673,10 @@ class Trainer:
             reason = self.loss_guard(means) if self.loss_guard else None
             if reason:
                 raise self._collapsed(reason, step, last_good)
+        for steps, fn in self.hooks:
+            at = bisect.bisect_left(steps, step)
+            if at < len(steps) and steps[at] == step:
+                fn(step)
         if self.validate and self.validate_every and (
             step % self.validate_every == 0 or step == self.total_steps
         ):

@@ -17,7 +17,7 @@ the training data (T91 random crops via common.data, one seeded stream), the see
 (`num_blocks` x `num_filters`, RRDB growth `num_filters // 2`), the discriminator (esrgan.models'
 VGG-style one), the update scheme (esrgan.gan: one forward pass updates both networks) and the
 generator loss L_percep + 5e-3 * L_adv + 1e-2 * L1 (esrgan.losses; the standard GAN columns use
-srgan.losses.AdversarialLoss / DiscriminatorLoss for L_adv and D). Each column is first pre-trained
+common.losses.AdversarialLoss / DiscriminatorLoss for L_adv and D). Each column is first pre-trained
 with L1 alone (esrgan.gan.PSNRTrainer, `--pretrain-steps`) and then trained as a GAN (`--steps`).
 Columns that share a generator (2, 3 and 4) share its pre-training, which is run once.
 SRResNet (output [-1, 1], srgan.models.srresnet) is followed by a Rescale layer to [0, 1], the
@@ -61,6 +61,7 @@ from common.files import atomic_write_bytes, write_json
 from common.images import ImageError, to_uint8
 from common.inference import upscale
 from common.layers import Rescale
+from common.losses import AdversarialLoss, DiscriminatorLoss
 from common.paths import resolve_data
 from common.training import Trainer, TrainingDiverged
 from common.vgg import VGGWeightsUnavailable, vgg_features
@@ -69,7 +70,6 @@ from esrgan.gan import ESRGAN, PSNRTrainer
 from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
                            RelativisticGeneratorLoss)
 from esrgan.models import discriminator, rrdb_generator
-from srgan.losses import AdversarialLoss, DiscriminatorLoss
 from srgan.models import srresnet
 
 EAGER_STEPS = 10  # runs this short execute eagerly: tracing a GAN step costs about as much as 10 steps

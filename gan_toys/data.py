@@ -7,10 +7,10 @@ import numpy as np
 import tensorflow as tf
 
 
-def _endless(batch_fn, seed: int) -> tf.data.Dataset:
-    """Dataset whose i-th element is batch_fn(stateless seed (seed, i))."""
+def _endless(batch_fn, seed: int, start: int = 0) -> tf.data.Dataset:
+    """Dataset whose elements are batch_fn(stateless seed (seed, i)) for i = start, start + 1, ..."""
     seed = int(seed)
-    return (tf.data.Dataset.counter()
+    return (tf.data.Dataset.counter(int(start))
             .map(lambda i: batch_fn(tf.stack([tf.constant(seed, tf.int64), i])))
             .prefetch(tf.data.AUTOTUNE))
 
@@ -27,13 +27,14 @@ def sample_mixture(n: int, means, stds, rng: np.random.Generator) -> np.ndarray:
     return (np.asarray(means)[k] + np.asarray(stds)[k] * rng.standard_normal(n)).astype(np.float32)[:, None]
 
 
-def gaussian_dataset(batch_size: int, mean: float, std: float, seed: int = 0) -> tf.data.Dataset:
-    """Endless batches (batch_size, 1) from N(mean, std^2)."""
-    return _endless(lambda s: mean + std * tf.random.stateless_normal([batch_size, 1], s), seed)
+def gaussian_dataset(batch_size: int, mean: float, std: float, seed: int = 0, start: int = 0) -> tf.data.Dataset:
+    """Endless batches (batch_size, 1) from N(mean, std^2), from batch number `start` on."""
+    return _endless(lambda s: mean + std * tf.random.stateless_normal([batch_size, 1], s), seed, start)
 
 
-def mixture_dataset(batch_size: int, means, stds, seed: int = 0) -> tf.data.Dataset:
-    """Endless batches (batch_size, 1) from the equal-weight mixture of N(means[i], stds[i]^2)."""
+def mixture_dataset(batch_size: int, means, stds, seed: int = 0, start: int = 0) -> tf.data.Dataset:
+    """Endless batches (batch_size, 1) from the equal-weight mixture of N(means[i], stds[i]^2), from
+    batch number `start` on."""
     means = tf.constant(means, tf.float32)
     stds = tf.constant(stds, tf.float32)
 
@@ -42,7 +43,7 @@ def mixture_dataset(batch_size: int, means, stds, seed: int = 0) -> tf.data.Data
         eps = tf.random.stateless_normal([batch_size], s + 1)
         return (tf.gather(means, k) + tf.gather(stds, k) * eps)[:, None]
 
-    return _endless(batch, seed)
+    return _endless(batch, seed, start)
 
 
 # ---------------------------------------------------------------- sinusoid images (§4.5)
@@ -67,11 +68,12 @@ def sinusoid_images(phases_deg, size: int = 50, cycles: float = 1.0, amplitude: 
     return tf.cast(distance <= half_width, tf.float32)[..., None]
 
 
-def sinusoid_dataset(batch_size: int, seed: int = 0, **image_kw) -> tf.data.Dataset:
-    """Endless batches of sinusoid images with phase uniform in [0, 360) degrees."""
+def sinusoid_dataset(batch_size: int, seed: int = 0, start: int = 0, **image_kw) -> tf.data.Dataset:
+    """Endless batches of sinusoid images with phase uniform in [0, 360) degrees, from batch number
+    `start` on."""
     return _endless(
         lambda s: sinusoid_images(tf.random.stateless_uniform([batch_size], s, 0.0, 360.0), **image_kw),
-        seed)
+        seed, start)
 
 
 def _dilate(images: np.ndarray) -> np.ndarray:

@@ -3,12 +3,15 @@
 The discriminator outputs logits; both players use sigmoid cross-entropy, the generator in its
 non-saturating form (maximise log D(G(z)) rather than minimise log(1 - D(G(z)))).
 
-Distribution (`tf.distribute`, see `distributed_dataset` and `train`): every replica draws the
-noise of the whole global batch from its copy of the GAN's random stream and keeps its own rows,
-and its data rows are the matching rows of each global (sub-)batch, so a run with R replicas takes
-the same steps as one device with the same global batch (up to rounding; batch normalisation
-must then be synchronised, e.g. `keras.layers.BatchNormalization(synchronized=True)`; the moving
-statistics of unsynchronised BN layers are averaged over the replicas after every step, as
+A `GAN` is a step object of `common.training.Trainer` (`trackables`, `metric_names`), which
+trains it; `replica_batches` gives the Trainer its data.
+
+Distribution (`tf.distribute`): every replica draws the noise of the whole global batch from its
+copy of the GAN's random stream and keeps its own rows, and its data rows are the matching rows
+of each global (sub-)batch (`replica_batches`), so a run with R replicas takes the same steps as
+one device with the same global batch (up to rounding; batch normalisation must then be
+synchronised, e.g. `keras.layers.BatchNormalization(synchronized=True)`; the moving statistics
+of unsynchronised BN layers are averaged over the replicas after every step, as
 `common.training.Trainer` does).
 """
 import common  # noqa: F401  (quiet TensorFlow import)
@@ -16,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common.ema import WeightAverage
 from common.training import average_over_replicas, moving_statistics
 
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -25,6 +29,11 @@ def _bce(logits, label: float):
     """Mean sigmoid cross-entropy of `logits` against a constant label."""
     labels = tf.fill(tf.shape(logits), tf.constant(label, logits.dtype))
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def _seed_states(model) -> list:
+    """The state variables of the model's Keras seed generators (e.g. a Dropout layer's)."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
 class GAN(keras.Model):
@@ -44,9 +53,14 @@ class GAN(keras.Model):
     `mode_seeking` > 0: the generator's loss gains that weight times the mode-seeking term of Mao et
     al. (2019), mean|z1 - z2| / mean|G(z1) - G(z2)| over pairs of its batch's rows: small when
     different noise gives different images, so squeezing a region of noise onto one image costs.
-    `ema` > 0: an exponential moving average of the generator's weights with that decay is kept,
-    updated after each step; `generate(..., ema=True)` samples with it.
+    `ema` > 0: an exponential moving average of the generator's weights with that decay is kept
+    (`common.ema.WeightAverage`), updated after each step; `generate(..., ema=True)` samples with it.
+
+    `trackables` (what a Trainer checkpoints): both networks and optimizers, the random stream, the
+    instance-noise level, the average and the random state of the networks' layers (Dropout).
     """
+
+    metric_names = METRICS
 
     def __init__(self, generator, discriminator, latent_dim: int, noise: str = "normal",
                  d_steps: int = 1, instance_noise: float = 0.0, seed: int | None = None,
@@ -64,6 +78,7 @@ class GAN(keras.Model):
         self.real_label = float(real_label)
         self.mode_seeking = float(mode_seeking)
         self.ema = float(ema)
+        self._average = None  # the WeightAverage, made by compile
         # a variable, so that a schedule can change it between steps without retracing
         self.instance_noise = tf.Variable(float(instance_noise), trainable=False, dtype=tf.float32,
                                           name="instance_noise")
@@ -83,10 +98,18 @@ class GAN(keras.Model):
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
         self._statistics = moving_statistics(self.generator, self.discriminator)
-        # the average: every replica updates its copy alike (the weights are equal on all of them)
-        self._ema_weights = [tf.Variable(w, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-                                         name="ema_" + w.name.replace("/", "_").replace(":", "_"))
-                             for w in self.generator.weights] if self.ema else []
+        self._average = WeightAverage(self.generator, self.ema) if self.ema else None
+
+    @property
+    def trackables(self) -> dict:
+        ema = {"generator_ema": self._average.average} if self._average else {}
+        # Keras keeps the random state of layers such as Dropout out of the networks' checkpoints
+        seeds = {f"{name}_seeds": states for name, states in (("generator", _seed_states(self.generator)),
+                                                              ("discriminator", _seed_states(self.discriminator)))
+                 if states}
+        return {"generator": self.generator, "discriminator": self.discriminator, "g_optimizer": self.g_optimizer,
+                "d_optimizer": self.d_optimizer, "rng": self.rng, "instance_noise": self.instance_noise, **ema,
+                **seeds}
 
     def _draw(self, kind: str, n, rest=(), blocks: int = 1):
         """This replica's rows of one draw from the GAN's random stream ("normal" or "uniform" in
@@ -141,22 +164,14 @@ class GAN(keras.Model):
                  z=None) -> np.ndarray:
         """`n` generated samples as a numpy array (inference mode unless `training`), from fresh noise or
         from the noise `z` given; `ema`: with the averaged generator weights (see `ema`)."""
-        if ema and not self._ema_weights:
+        if ema and not self._average:
             raise ValueError("this GAN keeps no average of the generator's weights (ema=0)")
-        current = [w.numpy() for w in self.generator.weights] if ema else None
-        if ema:
-            for w, average in zip(self.generator.weights, self._ema_weights):
-                w.assign(average.read_value())
-        try:
-            parts = []
-            n = len(z) if z is not None else n
-            for start in range(0, n, batch_size):
-                part = self.sample_noise(min(batch_size, n - start)) if z is None else z[start:start + batch_size]
-                parts.append(keras.ops.convert_to_numpy(self.generator(part, training=training)))
-        finally:
-            if ema:
-                for w, value in zip(self.generator.weights, current):
-                    w.assign(value)
+        generator = self._average.average if ema else self.generator
+        parts = []
+        n = len(z) if z is not None else n
+        for start in range(0, n, batch_size):
+            part = self.sample_noise(min(batch_size, n - start)) if z is None else z[start:start + batch_size]
+            parts.append(keras.ops.convert_to_numpy(generator(part, training=training)))
         return np.concatenate(parts)
 
     @staticmethod
@@ -211,59 +226,36 @@ class GAN(keras.Model):
         image_gap = image_sum / (pairs * image_size)
         return z_sum / (pairs * z_size) / (image_gap + 1e-5)
 
-    def update_ema(self):
-        for w, average in zip(self.generator.weights, self._ema_weights):
-            average.assign(self.ema * average + (1.0 - self.ema) * tf.cast(w, average.dtype))
-
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
         for part in tf.split(real, self.d_steps, axis=0):
             d_loss, d_real, d_fake = self.discriminator_step(part)
         g_loss = self.generator_step(tf.shape(part)[0])
         average_over_replicas(getattr(self, "_statistics", []))
-        self.update_ema()
+        if self._average:
+            self._average.update()
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
 
 
-def make_step_runner(gan: GAN, strategy=None):
-    """A tf.function `run(iterator, n)` taking n training steps; returns {metric: array of n}.
-
-    Looping inside one graph avoids Python overhead per step, which dominates for these tiny
-    networks. Figures are averaged over replicas.
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-
-    @tf.function
-    def run(iterator, n):
-        arrays = tuple(tf.TensorArray(tf.float32, size=n) for _ in METRICS)
-        for i in tf.range(n):
-            out = strategy.run(gan.train_step, args=(next(iterator),))
-            arrays = tuple(
-                a.write(i, tf.cast(strategy.reduce("MEAN", out[k], axis=None), tf.float32))
-                for a, k in zip(arrays, METRICS))
-        return {k: a.stack() for k, a in zip(METRICS, arrays)}
-
-    return run
-
-
-def distributed_dataset(strategy, make_dataset, global_batch: int, parts: int = 1):
-    """Per-replica batches for `train`: each input pipeline (one per worker) draws its share of
-    every global batch with `make_dataset(rows, pipeline_id)` (an endless dataset of batches of
-    `rows`; seed it with the pipeline id) and deals it out to its replicas.
+def replica_batches(make_dataset, global_batch: int, parts: int = 1):
+    """The Trainer's `make_dataset(start_step, input_context)` for a GAN: each input pipeline
+    (one per worker) draws its share of every global batch with `make_dataset(rows, pipeline_id,
+    start)` (an endless dataset of batches of `rows` from batch number `start` on; seed it with
+    the pipeline id) and deals it out to its replicas.
 
     A batch holds `parts` sub-batches one after the other (the `d_steps` discriminator batches of
     `GAN.train_step`); a replica gets its rows of each, so that on one worker the replicas
     together train on exactly the batches the default strategy would.
     """
-    replicas = strategy.num_replicas_in_sync
-    if global_batch % (replicas * parts):
-        raise ValueError(f"the global batch ({global_batch // parts} x {parts}) must divide evenly over "
-                         f"{replicas} replicas")
 
-    def pipeline(context):
-        local = context.num_replicas_in_sync // context.num_input_pipelines
+    def pipeline(start_step, context):
+        replicas = context.num_replicas_in_sync
+        if global_batch % (replicas * parts):
+            raise ValueError(f"the global batch ({global_batch // parts} x {parts}) must divide evenly over "
+                             f"{replicas} replicas")
+        local = replicas // context.num_input_pipelines
         per_replica = context.get_per_replica_batch_size(global_batch)
-        dataset = make_dataset(per_replica * local, context.input_pipeline_id)
+        dataset = make_dataset(per_replica * local, context.input_pipeline_id, start_step)
         if local == 1:
             return dataset
 
@@ -276,33 +268,4 @@ def distributed_dataset(strategy, make_dataset, global_batch: int, parts: int = 
 
         return dataset.flat_map(deal)
 
-    return strategy.distribute_datasets_from_function(pipeline)
-
-
-def train(gan: GAN, dataset, steps: int, stops=(), on_stop=None, strategy=None,
-          chunk: int = 500) -> dict:
-    """Train for `steps` steps on batches from `dataset` (one batch = one train_step's input).
-
-    `dataset`: a `tf.data.Dataset` of global batches (split over the replicas by
-    `strategy.experimental_distribute_dataset`), or one made by `distributed_dataset`.
-    `on_stop(step)` is called after each step listed in `stops` (and after the last step).
-    Returns the per-step history {metric: np.ndarray of length steps}.
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    if isinstance(dataset, tf.data.Dataset):
-        dataset = strategy.experimental_distribute_dataset(dataset)
-    iterator = iter(dataset)
-    run = make_step_runner(gan, strategy)
-    marks = sorted({s for s in stops if 0 < s < steps} | {steps})
-    history = {k: [] for k in METRICS}
-    done = 0
-    for mark in marks:
-        while done < mark:
-            n = min(chunk, mark - done)
-            out = run(iterator, tf.constant(n))
-            for k in METRICS:
-                history[k].append(out[k].numpy())
-            done += n
-        if on_stop is not None:
-            on_stop(done)
-    return {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in history.items()}
+    return pipeline

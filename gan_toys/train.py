@@ -1,7 +1,8 @@
 """Run a toy GAN experiment of the thesis (§4.3-4.5) and write its figures and metrics.
 
     python -m gan_toys.train gaussian|mixture|sinusoids [--preset NAME] [--out DIR]
-        [--strategy default|mirrored|multiworker] [--steps N] [--seed S] [--FIELD VALUE ...]
+        [--run-dir DIR [--checkpoint-every N]] [--strategy default|mirrored|multiworker]
+        [--steps N] [--seed S] [--FIELD VALUE ...]
 
 Every field of the experiment's config (gan_toys.config) is a flag (`... sinusoids --help`);
 `--set FIELD=VALUE` is a deprecated alias.
@@ -9,6 +10,12 @@ Every field of the experiment's config (gan_toys.config) is a flag (`... sinusoi
 Writes to --out (default runs/gan_toys/<experiment>): config.json, metrics.json and PNG figures
 (sinusoids also samples.npy: the final generator's eval_samples images, (n, 50, 50) in [0, 1];
 with `ema` > 0 the generator with the averaged weights).
+Without --run-dir the run is kept in memory. With it, the run checkpoints there every
+--checkpoint-every steps and at the end (the TensorFlow state, and beside each checkpoint the
+experiment's state outside TensorFlow: the evaluations and snapshots taken so far and every
+step's figures, in state-<step>.npz), and the same command run again resumes from the latest
+checkpoint and writes the outputs an uninterrupted run would (timings apart). Ctrl-C / SIGTERM
+save a checkpoint and stop (exit code 130).
 Under a strategy `batch_size` is the global batch (it must divide by the number of replicas) and
 the steps are those of one device with that batch; with `multiworker` (TF_CONFIG) each worker
 draws its own data with its own seed and only the chief writes --out.
@@ -30,11 +37,11 @@ import tensorflow as tf
 from scipy.stats import norm, wasserstein_distance
 
 from common.config_cli import add_config_arguments, config_from_args
-from common.files import atomic_write_bytes, write_json
-from common.training import is_chief, make_strategy
+from common.files import atomic_write_bytes, json_text, write_json
+from common.training import Trainer, is_chief, make_strategy
 from gan_toys import data, models, plots
 from gan_toys.config import CONFIGS, PRESETS, make_config, to_dict
-from gan_toys.gan import GAN, distributed_dataset, train
+from gan_toys.gan import GAN, METRICS, replica_batches
 
 
 def checkpoint_steps(steps: int) -> list[int]:
@@ -55,6 +62,44 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often a run checkpoints (see the module notes)."""
+
+    run_dir: Path  # the run's folder (a two-GAN experiment uses one subfolder per GAN)
+    every: int = 1000  # steps between checkpoints (also one at the last step)
+
+    def sub(self, name: str) -> "Checkpointing":
+        return dataclasses.replace(self, run_dir=self.run_dir / name)
+
+
+class OtherRun(ValueError):
+    """The run folder holds a run of another experiment or configuration."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C / SIGTERM stopped a checkpointed run (its checkpoint is saved; run again to resume)."""
+
+
+_RECORD = "record.json"  # the JSON part of a state file
+
+
+def _write_state(path: Path, arrays: dict, record: dict) -> None:
+    """One state file: named arrays and a JSON record, written atomically (no pickles)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, **{_RECORD: np.array(json_text(record))})
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _read_state(path: Path) -> tuple[dict, dict]:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files if k != _RECORD}, json.loads(str(f[_RECORD]))
+
+
+def _state_path(run_dir: Path, step: int) -> Path:
+    return run_dir / f"state-{step:08d}.npz"
+
+
 def _adam(lr: float, config):
     return keras.optimizers.Adam(lr, beta_1=config.beta_1, beta_2=config.beta_2)
 
@@ -69,11 +114,65 @@ def _build_gan(generator_fn, discriminator_fn, config, strategy, noise: str = "n
     return gan
 
 
-def _batches(strategy, config, make_dataset):
-    """The experiment's data for `train`: global batches of batch_size x d_steps rows, each worker
-    drawing its share with the seed config.seed + its index (so one worker draws as before)."""
-    return distributed_dataset(strategy, lambda rows, worker: make_dataset(rows, config.seed + worker),
-                               config.batch_size * config.d_steps, config.d_steps)
+def _batches(config, make_dataset):
+    """The experiment's data for the Trainer: global batches of batch_size x d_steps rows, each
+    worker drawing its share with the seed config.seed + its index (so one worker draws as before);
+    `make_dataset(rows, seed, start)`."""
+    return replica_batches(lambda rows, worker, start: make_dataset(rows, config.seed + worker, start),
+                           config.batch_size * config.d_steps, config.d_steps)
+
+
+def _train(gan: GAN, batches, config, strategy, stops, on_stop, checkpointing: Checkpointing | None = None,
+           state=None) -> dict:
+    """Train `gan` for config.steps steps (up to 500 in one graph call); `on_stop(step)` runs after
+    each step listed in `stops` and after the last. Returns each step's figures {metric: array of
+    config.steps}.
+
+    `checkpointing` None: in memory. Else the run checkpoints in its run_dir and resumes from there;
+    `state` = (dump, load) carries the caller's state outside TensorFlow (what `on_stop` collected):
+    `dump()` -> ({name: array}, JSON-able record), saved with every checkpoint (after that step's
+    `on_stop`), and `load(arrays, record)` restores it on resume. Raises Interrupted on Ctrl-C.
+    """
+    dump, load = state or (lambda: ({}, {}), lambda arrays, record: None)
+    earlier = {k: np.zeros(0, np.float32) for k in METRICS}  # the figures of the steps before a resume
+
+    def figures() -> dict:
+        return {k: np.concatenate([earlier[k], np.asarray([r[k] for r in trainer.history], np.float32)])
+                for k in METRICS}
+
+    def save_state(step):
+        if not trainer.writes:
+            return
+        arrays, record = dump()
+        _write_state(_state_path(checkpointing.run_dir, step),
+                     {**arrays, **{f"history.{k}": v for k, v in figures().items()}}, record)
+        # keep the states of the checkpoints kept (and of the one about to be written)
+        kept = [int(path.rsplit("-", 1)[1]) for path in trainer.manager.checkpoints]
+        for old in checkpointing.run_dir.glob("state-*.npz"):
+            if int(old.stem.split("-")[1]) < min(kept, default=step):
+                old.unlink(missing_ok=True)
+
+    hooks = [([*stops, config.steps], on_stop)]
+    if checkpointing is not None:
+        every = checkpointing.every
+        hooks.append(([*range(every, config.steps, every), config.steps], save_state))
+    trainer = Trainer(checkpointing and checkpointing.run_dir, gan, batches, total_steps=config.steps,
+                      strategy=strategy, log_every=1, steps_per_call=500, progress=False, tensorboard=False,
+                      checkpoint_every=checkpointing.every if checkpointing else 1000, hooks=hooks)
+    start = trainer.resumed_from
+    if start:
+        path = _state_path(checkpointing.run_dir, start)
+        if not path.exists():
+            raise RuntimeError(f"{path} is missing: the checkpoint of step {start} cannot be resumed "
+                               f"(remove {checkpointing.run_dir} to start again)")
+        arrays, record = _read_state(path)
+        earlier = {k: arrays.pop(f"history.{k}") for k in METRICS}
+        load(arrays, record)
+    result = trainer.fit()
+    if result["stopped"]:
+        save_state(result["step"])
+        raise Interrupted(f"checkpoint saved at step {result['step']} in {checkpointing.run_dir}")
+    return figures()
 
 
 class WeightAverager:
@@ -86,6 +185,15 @@ class WeightAverager:
         weights = self.model.get_weights()
         self.total = weights if self.total is None else [t + w for t, w in zip(self.total, weights)]
         self.count += 1
+
+    def state(self) -> tuple[dict, int]:
+        """({"average.<i>": running sum of weight i}, count), to restore with `load`."""
+        return {f"average.{i}": t for i, t in enumerate(self.total or [])}, self.count
+
+    def load(self, arrays: dict, count: int):
+        """Restore `state()`; `arrays` may hold other names too."""
+        sums = [arrays[f"average.{i}"] for i in range(len(self.model.get_weights())) if f"average.{i}" in arrays]
+        self.total, self.count = sums or None, count
 
     def swap_in(self):
         """Load the averaged weights; returns the current ones (to restore with set_weights)."""
@@ -107,14 +215,14 @@ def _share_upper(x, means) -> float:
 
 # ---------------------------------------------------------------- experiments
 
-def run_gaussian(config, out: Path | None, strategy) -> dict:
+def run_gaussian(config, out: Path | None, strategy, checkpointing: Checkpointing | None = None) -> dict:
     """§4.3. Final figures use the generator weights averaged over the last `average_last` steps
     (a snapshot every `log_every` steps) and D(.) averaged over the same steps. Figures go to
-    `out` (None: no files, as on a worker other than the chief)."""
+    `out` (None: no files, as on a worker other than the chief); `checkpointing`: see `_train`."""
     gan = _build_gan(lambda: models.linear_generator(config.latent_dim),
                      lambda: models.mlp_discriminator(config.d_units), config, strategy)
-    dataset = _batches(strategy, config,
-                       lambda rows, seed: data.gaussian_dataset(rows, config.data_mean, config.data_std, seed=seed))
+    batches = _batches(config, lambda rows, seed, start: data.gaussian_dataset(rows, config.data_mean, config.data_std,
+                                                                               seed=seed, start=start))
     affine = gan.generator.get_layer("affine")
     averager = WeightAverager(gan.generator)
     trace = {"step": [], "mean": [], "std": []}
@@ -125,9 +233,17 @@ def run_gaussian(config, out: Path | None, strategy) -> dict:
         if step > config.steps - config.average_last:
             averager.add()
 
+    def dump():
+        sums, count = averager.state()
+        return sums, {"trace": trace, "averaged": count}
+
+    def load(arrays, record):
+        averager.load(arrays, record["averaged"])
+        trace.update(record["trace"])
+
     start = time.perf_counter()
-    history = train(gan, dataset, config.steps, stops=range(config.log_every, config.steps, config.log_every),
-                    on_stop=on_stop, strategy=strategy)
+    history = _train(gan, batches, config, strategy, range(config.log_every, config.steps, config.log_every), on_stop,
+                     checkpointing, (dump, load))
     train_seconds = time.perf_counter() - start
 
     last = gan.generate(config.eval_samples)
@@ -165,10 +281,10 @@ def run_gaussian(config, out: Path | None, strategy) -> dict:
     return metrics
 
 
-def run_mixture(config, out: Path | None, strategy) -> dict:
+def run_mixture(config, out: Path | None, strategy, checkpointing: Checkpointing | None = None) -> dict:
     """§4.4: the same GAN with a generator without and with dropout. Final figures use the
     generator weights averaged over the last `average_last` steps; samples are drawn in inference
-    mode (dropout off)."""
+    mode (dropout off). `checkpointing`: see `_train` (one subfolder per GAN)."""
     rng = np.random.default_rng(config.seed + 1000)
     real = data.sample_mixture(config.eval_samples, config.means, config.stds, rng)
     real_again = data.sample_mixture(config.eval_samples, config.means, config.stds, rng)
@@ -179,8 +295,8 @@ def run_mixture(config, out: Path | None, strategy) -> dict:
         gan = _build_gan(
             lambda: models.mlp_generator(config.latent_dim, config.units, 3, dropout),
             lambda: models.mlp_discriminator(config.units), config, strategy, seed_offset=offset)
-        dataset = _batches(strategy, config,
-                           lambda rows, seed: data.mixture_dataset(rows, config.means, config.stds, seed=seed))
+        batches = _batches(config, lambda rows, seed, start: data.mixture_dataset(rows, config.means, config.stds,
+                                                                                  seed=seed, start=start))
         averager = WeightAverager(gan.generator)
         trace = {"step": [], "wasserstein": [], "share": []}
 
@@ -192,9 +308,17 @@ def run_mixture(config, out: Path | None, strategy) -> dict:
             if step > config.steps - config.average_last:
                 averager.add()
 
+        def dump(averager=averager, trace=trace):
+            sums, count = averager.state()
+            return sums, {"trace": trace, "averaged": count}
+
+        def load(arrays, record, averager=averager, trace=trace):
+            averager.load(arrays, record["averaged"])
+            trace.update(record["trace"])
+
         start = time.perf_counter()
-        history = train(gan, dataset, config.steps, on_stop=on_stop, strategy=strategy,
-                        stops=range(config.log_every, config.steps, config.log_every))
+        history = _train(gan, batches, config, strategy, range(config.log_every, config.steps, config.log_every),
+                         on_stop, checkpointing and checkpointing.sub(label), (dump, load))
         seconds = time.perf_counter() - start
         last = gan.generate(config.eval_samples)
         averager.swap_in()
@@ -242,9 +366,10 @@ def run_mixture(config, out: Path | None, strategy) -> dict:
     return metrics
 
 
-def run_sinusoids(config, out: Path | None, strategy) -> dict:
+def run_sinusoids(config, out: Path | None, strategy, checkpointing: Checkpointing | None = None) -> dict:
     """§4.5: generated images and their fit quality at steps 100, 1000, 2000, ...; the samples
-    figure (100, 1000, 2000, last), the final phase histogram and samples.npy."""
+    figure (100, 1000, 2000, last), the final phase histogram and samples.npy. `checkpointing`:
+    see `_train`."""
     image_kw = dict(size=config.size, cycles=config.cycles, amplitude=config.amplitude,
                     half_width=config.half_width)
     gan = _build_gan(
@@ -255,7 +380,8 @@ def run_sinusoids(config, out: Path | None, strategy) -> dict:
         lambda: models.conv_discriminator(config.size, config.d_filters, l2=config.l2),
         config, strategy, noise="uniform", instance_noise=config.instance_noise, real_label=config.real_label,
         mode_seeking=config.mode_seeking, ema=config.ema)
-    dataset = _batches(strategy, config, lambda rows, seed: data.sinusoid_dataset(rows, seed=seed, **image_kw))
+    batches = _batches(config, lambda rows, seed, start: data.sinusoid_dataset(rows, seed=seed, start=start,
+                                                                               **image_kw))
     fitter = data.SinusoidFit(**image_kw)
     real = data.sinusoid_images(np.random.default_rng(config.seed + 1000).uniform(0, 360, config.eval_samples),
                                 **image_kw).numpy()
@@ -286,9 +412,18 @@ def run_sinusoids(config, out: Path | None, strategy) -> dict:
         print(f"step {step}: good share {quality['good_share']:.3f}, mean fit {quality['mean_score']:.3f}, "
               f"phase entropy {quality['phase_entropy_all']:.3f}", flush=True)
 
+    def dump():
+        arrays = {f"shown.{step}": images for step, images in shown.items()}
+        return {**arrays, **{"final": images for images in final_images}}, {"checkpoints": checkpoints}
+
+    def load(arrays, record):
+        checkpoints.extend(record["checkpoints"])
+        shown.update({int(k.split(".")[1]): v for k, v in arrays.items() if k.startswith("shown.")})
+        final_images.extend([arrays["final"]] if "final" in arrays else [])
+
     start = time.perf_counter()
     stops = sorted(set(marks) | set(range(config.log_every, config.steps, config.log_every)))
-    history = train(gan, dataset, config.steps, stops=stops, on_stop=on_stop, strategy=strategy)
+    history = _train(gan, batches, config, strategy, stops, on_stop, checkpointing, (dump, load))
     train_seconds = time.perf_counter() - start
     final = checkpoints[-1]
     counts = np.asarray(final["phase_counts_all"])
@@ -329,9 +464,13 @@ def run_sinusoids(config, out: Path | None, strategy) -> dict:
 EXPERIMENTS = {"gaussian": run_gaussian, "mixture": run_mixture, "sinusoids": run_sinusoids}
 
 
-def run(experiment: str, out, overrides: dict | None = None, strategy="default", preset: str = "default") -> dict:
+def run(experiment: str, out, overrides: dict | None = None, strategy="default", preset: str = "default",
+        checkpointing: Checkpointing | None = None) -> dict:
     """Run one experiment; writes config.json, metrics.json and figures to `out`; returns the metrics
     (and "chief": whether this process wrote them).
+
+    `checkpointing` None: in memory; else the run checkpoints in its run_dir and resumes from it
+    (which must hold a run of the same experiment and configuration, or none).
 
     `overrides`: {field: value} replacing the preset's (gan_toys.config.PRESETS). `strategy`:
     default | mirrored | multiworker (see common.training.make_strategy) or a
@@ -343,18 +482,36 @@ def run(experiment: str, out, overrides: dict | None = None, strategy="default",
     name = strategy if isinstance(strategy, str) else type(strategy).__name__
     chief = is_chief(distribution)
     out = Path(out)
+    settings = {"experiment": experiment, **to_dict(config), "preset": preset, "strategy": name}
+    if checkpointing is not None:
+        _check_same_run(checkpointing.run_dir / "config.json", settings, chief)
     if chief:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", {**to_dict(config), "preset": preset, "strategy": name})
+        write_json(out / "config.json", {k: v for k, v in settings.items() if k != "experiment"})
     keras.utils.set_random_seed(config.seed)
     start, cpu_start = time.perf_counter(), _cpu_seconds()
-    metrics = EXPERIMENTS[experiment](config, out if chief else None, distribution)
+    metrics = EXPERIMENTS[experiment](config, out if chief else None, distribution, checkpointing)
     metrics = {"experiment": experiment, "preset": preset, "steps": config.steps, "seed": config.seed, **metrics,
                "strategy": name, "replicas": distribution.num_replicas_in_sync,
                "total_seconds": time.perf_counter() - start, "cpu_seconds": _cpu_seconds() - cpu_start}
     if chief:
         write_json(out / "metrics.json", metrics)
     return {**metrics, "chief": chief}
+
+
+def _check_same_run(path: Path, settings: dict, chief: bool) -> None:
+    """A run folder resumes only the run it was made for: its config.json must match `settings`
+    (a new folder gets them)."""
+    settings = json.loads(json_text(settings))  # as read back (tuples as lists)
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved != settings:
+            changed = sorted(k for k in settings.keys() | saved.keys() if saved.get(k) != settings.get(k))
+            raise OtherRun(f"{path.parent} holds a run with other settings ({', '.join(changed)}); "
+                             "use another --run-dir or the same settings")
+    elif chief:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, settings)
 
 
 def _cpu_seconds() -> float:
@@ -376,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a named configuration of gan_toys.config.PRESETS; the flags below replace "
                               "its values (default: default)")
         sub.add_argument("--out", help=f"output directory (default: runs/gan_toys/{name})")
+        sub.add_argument("--run-dir", help="the run's folder: checkpoints and the state beside them; the same "
+                                            "command run again resumes there (default: none, the run is kept "
+                                            "in memory)")
+        sub.add_argument("--checkpoint-every", type=int, default=1000, metavar="STEPS",
+                         help="with --run-dir: steps between checkpoints; one is also written at the last "
+                              "step (default: 1000)")
         sub.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                          help="tf.distribute strategy (multiworker: configured by TF_CONFIG) (default: default)")
         sub.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -399,11 +562,21 @@ def main(argv=None) -> int:
                 raise ValueError(f"--set takes NAME=VALUE, not {next(i for i in args.set if '=' not in i)!r}")
             base = make_config(args.experiment, dict(item.split("=", 1) for item in args.set), args.preset)
         config = config_from_args(args, cls, base)  # flags given replace --set values
+        if args.checkpoint_every < 1:
+            raise ValueError(f"--checkpoint-every must be at least 1, not {args.checkpoint_every}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or os.path.join("runs", "gan_toys", args.experiment)
-    metrics = run(args.experiment, out, dataclasses.asdict(config), args.strategy, args.preset)
+    checkpointing = Checkpointing(Path(args.run_dir), args.checkpoint_every) if args.run_dir else None
+    try:
+        metrics = run(args.experiment, out, dataclasses.asdict(config), args.strategy, args.preset, checkpointing)
+    except Interrupted as exc:
+        print(f"interrupted: {exc}; run the same command again to resume", file=sys.stderr)
+        return 130
+    except OtherRun as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     summary = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
     print(json.dumps(summary, indent=2))
     if metrics["chief"]:

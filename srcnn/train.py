@@ -18,6 +18,7 @@ from common.evaluate import evaluate_model
 from common.inference import upscale
 from common.paths import resolve_data
 from common.training import Trainer, TrainingDiverged, export_history, global_average, make_strategy, num_replicas
+from srcnn.chapter import CHAPTER
 from srcnn.config import PRESETS, SRCNNConfig
 from srcnn.data import sub_image_dataset, training_pairs
 from srcnn.models import border, srcnn
@@ -39,14 +40,9 @@ def make_optimizer(config: SRCNNConfig, lr: float):
 
 def checkpoint_meta(config: SRCNNConfig, scale: int, steps: int, val: dict | None) -> dict:
     return {
-        "architecture": "srcnn",
-        "args": {**config.model_args(), "padding": "reflect"},
-        "scale": scale,
+        # the model sees the channels it was trained on (the chapter's declaration says Y)
+        **CHAPTER.checkpoint_meta("srcnn", {**config.model_args(), "padding": "reflect"}, scale, color=config.color),
         "trained_scales": list(config.scales),
-        "upsampling": "pre",
-        "color": config.color,
-        "input_range": [0, 1],
-        "output_range": [0, 1],
         "degradation": config.degradation,
         "training_data": "+".join(config.train_data),
         "steps": steps,
@@ -217,7 +213,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     config = config_from_args(args, SRCNNConfig, PRESETS[args.preset])
-    run_dir = args.run_dir or f"runs/srcnn_x{''.join(map(str, config.scales))}_{args.preset}"
+    run_dir = args.run_dir or CHAPTER.run_dir(args.preset, config)
     try:
         train(config, run_dir, args.strategy, args.init, args.export, revive=args.revive)
         return 0  # an interrupted run too: it saved its checkpoint

@@ -104,3 +104,20 @@ def test_reuse_refreshes_one_stage_and_keeps_the_others(report):
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (out / link).is_file(), link
     assert "figures/crops_Set5_butterfly_x4.png" in text
+
+
+def test_curves_come_from_every_registered_chapter(tmp_path):
+    from benchmarks.report import _history_files
+    from common.registry import Chapter, register_chapter, unregister_chapter
+
+    for folder in ("newchapter", "notachapter", "srcnn"):
+        (tmp_path / folder / "weights").mkdir(parents=True)
+        (tmp_path / folder / "weights" / f"{folder}_x4.history.json").write_text("{}")
+    assert _history_files(tmp_path) == [tmp_path / "srcnn" / "weights" / "srcnn_x4.history.json"]
+    register_chapter(Chapter(name="newchapter", display_name="New"))
+    try:
+        files = _history_files(tmp_path)
+    finally:
+        unregister_chapter("newchapter")
+    assert files == [tmp_path / "newchapter" / "weights" / "newchapter_x4.history.json",
+                     tmp_path / "srcnn" / "weights" / "srcnn_x4.history.json"]

@@ -255,3 +255,48 @@ def test_openvino_bfloat16_runner(monkeypatch, tmp_path):
         backends.OpenVINORunner(model, precision="bfloat16")
     assert str(caught.value).startswith("OpenVINO runs bfloat16 only on CPUs with AVX512-BF16") and "\n" not in str(caught.value)
     assert backends.OpenVINORunner(model).config["INFERENCE_PRECISION_HINT"] == "f32"  # float32 is unaffected
+
+
+def _upsampling_model():
+    """Convs around nearest UpSampling2D layers, one of them inside a nested model, factors unequal."""
+    import keras
+
+    inner_in = keras.Input((None, None, 4))
+    inner = keras.Model(inner_in, keras.layers.UpSampling2D((1, 3))(inner_in), name="inner")
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = inner(keras.layers.UpSampling2D(2, name="up")(x))
+    return keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same")(x))
+
+
+@pytest.mark.skipif("openvino" not in ENGINES, reason="OpenVINO not installed")
+def test_openvino_nearest_upsampling_converts_to_one_interpolate(tmp_path):
+    """Nearest UpSampling2D reaches OpenVINO as Interpolate (no Tile: Keras's repeat is not converted),
+    with the Keras model's output; the Keras model itself is left as it was."""
+    model = _upsampling_model()
+    x = RNG.random((2, 7, 5, 3)).astype(np.float32)
+    expected = model(x).numpy()
+    backends.convert_openvino(model, tmp_path / "model.xml")
+    runner = backends.OpenVINORunner(tmp_path / "model.xml")
+    types = [op.get_type_name() for op in runner.model.get_ops()]
+    assert types.count("Interpolate") == 2 and "Tile" not in types
+    got = runner(x)
+    assert got.shape == expected.shape == (2, 14, 30, 3)
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+    assert [type(layer).__name__ for layer in model.layers].count("UpSampling2D") == 1  # untouched
+    assert np.array_equal(model(x).numpy(), expected)
+
+
+@pytest.mark.skipif("openvino" not in ENGINES, reason="OpenVINO not installed")
+def test_openvino_threads_share_work_dynamically():
+    """The compiled model runs with TBB's auto partitioner where OpenVINO has the setting; a caller's
+    config still wins."""
+    from common.backends import _openvino
+
+    model = Upscaler(tiny_post(), POST_META, backend="openvino", tile=0).prepared.runner.model
+    if "TBB_PARTITIONER" not in _openvino().Core().get_property("CPU", "SUPPORTED_PROPERTIES"):
+        pytest.skip("this OpenVINO has no TBB_PARTITIONER")
+    compiled = backends.OpenVINORunner(model)._request(None).get_compiled_model()
+    assert str(compiled.get_property("TBB_PARTITIONER")).endswith("AUTO")
+    compiled = backends.OpenVINORunner(model, {"TBB_PARTITIONER": "STATIC"})._request(None).get_compiled_model()
+    assert str(compiled.get_property("TBB_PARTITIONER")).endswith("STATIC")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.perceptual import FeatureLoss, hidden_layers, layer_distance
+from common.losses import FeatureLoss, layer_distance
+from common.perceptual import hidden_layers
 from common.vgg import vgg_features
 
 
@@ -62,7 +63,7 @@ def test_random_vgg_he_normal_keeps_deep_features_at_a_usable_scale():
 
 
 def test_low_pass_loss_sees_colour_but_not_detail_inside_blocks():
-    from common.perceptual import LowPassLoss
+    from common.losses import LowPassLoss
 
     hr = tf.fill((1, 8, 8, 3), 0.5)
     detail = np.tile(np.array([[1.0, -1.0], [-1.0, 1.0]], "float32"), (4, 4))[None, :, :, None] * 0.2

@@ -310,7 +310,8 @@ def test_several_steps_per_call_train_and_log_as_one_by_one(tmp_path):
                 validate=lambda s: ({"psnr": float(s)}, None), validate_every=3)
     Trainer(tmp_path / "one", one, linear_data, **args).fit()
     trainer = Trainer(tmp_path / "many", many, linear_data, steps_per_call=5, **args)
-    assert [trainer._call_size(s) for s in (0, 2, 3, 4, 6)] == [2, 1, 1, 2, 1]  # up to the next mark
+    # up to the next validation (3, 6), checkpoint (4) or the end; logs end no call
+    assert [trainer._call_size(s) for s in (0, 2, 3, 4, 6)] == [3, 1, 1, 2, 1]
     trainer.fit()
     assert many.eager == [False] * 2  # one graph for all calls (the loop body and the first step)
     for a, b in zip(one.model.get_weights(), many.model.get_weights()):
@@ -333,3 +334,35 @@ def test_a_nan_inside_a_call_of_several_steps_is_reported_at_its_step(tmp_path):
                       steps_per_call=4, progress=False)
     with pytest.raises(TrainingDiverged, match="nan at step 6; stopped; last good checkpoint kept: .*ckpt-4$"):
         trainer.fit()
+
+
+def test_hooks_run_after_their_steps_and_before_the_checkpoint(tmp_path):
+    """A hook sees the model after its step, in a run of several steps per call as one by one,
+    and what it changes is in that step's checkpoint."""
+
+    def run(run_dir, steps_per_call):
+        step = LinearStep()
+        marker = tf.Variable(0.0)
+        step.trackables = {**step.trackables, "marker": marker}
+        seen = []
+
+        def hook(at):
+            seen.append((at, int(step.optimizer.iterations.numpy()), step.model.get_weights()[1].copy()))
+            marker.assign(float(at))
+
+        trainer = Trainer(run_dir, step, linear_data, total_steps=7, checkpoint_every=4, log_every=1,
+                          steps_per_call=steps_per_call, progress=False, hooks=[([2, 4, 5, 30], hook)])
+        assert [trainer._call_size(s) for s in (0, 2, 4, 5)] == [min(2, steps_per_call), min(2, steps_per_call),
+                                                                   1, min(2, steps_per_call)]
+        trainer.fit()
+        return seen, trainer
+
+    many, trainer = run(tmp_path / "many", steps_per_call=6)
+    one, _ = run(tmp_path / "one", steps_per_call=1)
+    assert [(at, iterations) for at, iterations, _ in many] == [(2, 2), (4, 4), (5, 5)]
+    for (_, _, a), (_, _, b) in zip(many, one, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [h["step"] for h in trainer.history] == list(range(1, 8))  # log_every=1: every step's figures
+    restored = tf.train.Checkpoint(marker=tf.Variable(0.0))
+    restored.restore(str(tmp_path / "many" / "checkpoints" / "ckpt-4")).expect_partial()
+    assert float(restored.marker.numpy()) == 4.0  # the hook at step 4 ran before its checkpoint

@@ -5,16 +5,27 @@ import common  # noqa: F401
 import keras
 import tensorflow as tf
 
-from gan_toys import models
-from gan_toys.gan import GAN, METRICS, train
+from common.training import Trainer
+from gan_toys import data, models
+from gan_toys.gan import GAN, METRICS, replica_batches
 
 
-def _toy_gan(d_steps=1, noise="normal", instance_noise=0.0):
-    keras.utils.set_random_seed(0)
+def _toy_gan(d_steps=1, noise="normal", instance_noise=0.0, seed=0, ema=0.0):
+    keras.utils.set_random_seed(seed)
     gan = GAN(models.linear_generator(), models.mlp_discriminator(units=8), latent_dim=1, noise=noise,
-              d_steps=d_steps, instance_noise=instance_noise, seed=0)
+              d_steps=d_steps, instance_noise=instance_noise, seed=seed, ema=ema)
     gan.compile(keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2))
     return gan
+
+
+def _gaussian_batches(batch=8, d_steps=1):
+    """The Trainer's make_dataset: endless N(2.5, 3^2) batches of batch x d_steps rows."""
+    return replica_batches(lambda rows, seed, start: data.gaussian_dataset(rows, 2.5, 3.0, seed=seed, start=start),
+                           batch * d_steps, d_steps)
+
+
+def _history(trainer) -> dict:
+    return {k: np.array([record[k] for record in trainer.history], np.float32) for k in METRICS}
 
 
 def _weights(model):
@@ -62,22 +73,79 @@ def test_uniform_noise_in_range():
     assert z.min() >= -1 and z.max() <= 1 and z.std() > 0.5
 
 
-def test_train_loop_records_every_step_and_calls_stops():
-    gan = _toy_gan(instance_noise=0.1)
-    data = tf.data.Dataset.from_tensors(tf.ones((8, 1))).repeat()
+def _run(steps_per_call, steps=25, marks=(5, 20, 25), **trainer_args):
+    """A GAN trained by the Trainer, with a hook that lowers the instance noise at `marks`;
+    returns (gan, trainer, [(step, instance noise seen by the hook)])."""
+    gan = _toy_gan(instance_noise=0.3, ema=0.9)
     seen = []
-    history = train(gan, data, 25, stops=[5, 20], on_stop=seen.append, chunk=7)
-    assert seen == [5, 20, 25]
-    assert all(len(history[k]) == 25 for k in METRICS)
-    assert int(gan.g_optimizer.iterations) == 25
+
+    def hook(step):
+        seen.append((step, float(gan.instance_noise.numpy())))
+        gan.instance_noise.assign(0.3 - 0.01 * step)
+
+    trainer = Trainer(trainer_args.pop("run_dir", None), gan, _gaussian_batches(), total_steps=steps, log_every=1,
+                      steps_per_call=steps_per_call, progress=False, hooks=[(marks, hook)], **trainer_args)
+    trainer.fit()
+    return gan, trainer, seen
+
+
+def test_the_trainer_takes_a_gan_s_steps_with_per_step_history_and_hooks():
+    gan, trainer, seen = _run(steps_per_call=7)
+    assert [step for step, _ in seen] == [5, 20, 25]
+    assert np.isclose(seen[1][1], 0.25) and np.isclose(seen[2][1], 0.1)  # the hooks' changes took effect
+    history = _history(trainer)
+    assert all(len(history[k]) == 25 for k in METRICS) and int(gan.g_optimizer.iterations) == 25
+    # the same steps one graph call each: the same numbers, hooks after the same steps
+    one, one_trainer, one_seen = _run(steps_per_call=1)
+    assert one_seen == seen
+    for k in METRICS:
+        np.testing.assert_array_equal(_history(one_trainer)[k], history[k])
+    for a, b in zip(one.generator.get_weights() + one.discriminator.get_weights(),
+                    gan.generator.get_weights() + gan.discriminator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_resumed_gan_run_continues_bit_exactly(tmp_path):
+    """A run rebuilt from its checkpoint at step 6 (as after kill -9: new objects, other weights and
+    seed) takes the uninterrupted run's remaining steps: networks, optimizers, random stream,
+    instance noise (changed by a hook before the checkpoint) and the weight average are restored."""
+    whole, whole_trainer, _ = _run(steps_per_call=4, steps=10, marks=(4, 8), run_dir=tmp_path / "whole",
+                                   checkpoint_every=6)
+    _run(steps_per_call=4, steps=6, marks=(4, 8), run_dir=tmp_path / "killed", checkpoint_every=6)
+    from tests.common.test_training import checkpoint_names
+
+    assert checkpoint_names(tmp_path / "killed") == {
+        "step", "save_counter", "generator", "discriminator", "g_optimizer", "d_optimizer", "rng", "instance_noise",
+        "generator_ema"}
+
+    again = _toy_gan(instance_noise=0.3, ema=0.9, seed=1)
+    trainer = Trainer(tmp_path / "killed", again, _gaussian_batches(), total_steps=10, log_every=1,
+                      steps_per_call=4, progress=False, checkpoint_every=6,
+                      hooks=[((4, 8), lambda step: again.instance_noise.assign(0.3 - 0.01 * step))])
+    assert trainer.resumed_from == 6 and np.isclose(float(again.instance_noise.numpy()), 0.26)
+    trainer.fit()
+    for k in METRICS:
+        np.testing.assert_array_equal(_history(trainer)[k], _history(whole_trainer)[k][6:])
+    for a, b in zip(_state(again), _state(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _state(gan) -> list:
+    """Everything a GAN's training changes, as arrays."""
+    models_ = (gan.generator, gan.discriminator, gan.trackables["generator_ema"])
+    return ([w for model in models_ for w in model.get_weights()]
+            + [np.asarray(v) for opt in (gan.g_optimizer, gan.d_optimizer) for v in opt.variables]
+            + [gan.rng.state.numpy(), gan.instance_noise.numpy()])
 
 
 def test_mirrored_strategy():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
-        gan = _toy_gan()
-    data = tf.data.Dataset.from_tensors(tf.ones((8, 1))).repeat()
-    history = train(gan, data, 3, strategy=strategy)
+        gan = _toy_gan(ema=0.5)
+    trainer = Trainer(None, gan, _gaussian_batches(), total_steps=3, strategy=strategy, log_every=1,
+                      steps_per_call=3, progress=False)
+    trainer.fit()
+    history = _history(trainer)
     assert len(history["d_loss"]) == 3 and np.isfinite(history["g_loss"]).all()
 
 
