@@ -300,6 +300,46 @@ def resolve_init(init, default_run: Path, run_dir: Path, missing_message: str, g
     return init
 
 
+def training_meta(config, steps: int, val_psnr) -> dict:
+    """The checkpoint JSON fields every generator stage records about its training."""
+    return {"degradation": config.degradation, "training_data": "+".join(str(d) for d in config.train_data),
+            "steps": int(steps), "val_psnr": None if val_psnr is None else float(val_psnr),
+            "val_data": config.val_data, "stage": config.stage}
+
+
+def stage_train(build: Callable, checkpoint_meta: Callable, display_name: Callable) -> Callable:
+    """A GAN chapter's `train(config, run_dir, strategy_name, init, export, vgg_weights, progress)`:
+    build its session, run (or resume) one stage, export the best step with the chapter's metadata."""
+
+    def train(config, run_dir, strategy_name: str = "default", init=None, export=None, vgg_weights="imagenet",
+              progress: bool = True) -> dict:
+        """Run (or resume) one stage; returns the Trainer's result plus "exported" (a path or None)."""
+        session = build(config, run_dir, strategy_name, init, vgg_weights, progress)
+        return fit_and_export(session, run_dir, export,
+                              lambda step, psnr: checkpoint_meta(config, step, psnr, session.init, vgg_weights),
+                              best=True, display=display_name(config), progress=progress)
+
+    return train
+
+
+def stage_main(args, resolve_config: Callable, run_dir_for: Callable, init_run_for: Callable,
+               missing_message: Callable, train_fn: Callable) -> int:
+    """A GAN chapter's `train` command after parsing: `resolve_config(args)` -> (preset, config);
+    the run folder (--run-dir or `run_dir_for(preset, config)`); the first weights of a gan stage
+    (--init, or the run `init_run_for(preset, config)`, else InitError(`missing_message(that run)`));
+    then run_cli. Bad settings exit 2 with one line."""
+    try:
+        name, config = resolve_config(args)
+        run_dir = Path(args.run_dir) if args.run_dir else run_dir_for(name, config)
+        default_init = init_run_for(name, config)
+        init = resolve_init(args.init, default_init, run_dir, gan=config.stage == "gan",
+                            missing_message=missing_message(default_init))
+    except ValueError as exc:  # a config check, or InitError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_cli(train_fn, args, config, run_dir, init)
+
+
 def run_cli(train_fn: Callable, args, config, run_dir: Path, init) -> int:
     """Run train_fn with the CLI's choices; one-line errors; 130 when interrupted."""
     vgg_weights = None if args.vgg_weights == "random" else args.vgg_weights

@@ -21,8 +21,8 @@ from pathlib import Path
 import keras
 
 import common  # noqa: F401  (quiet TensorFlow import)
-from common.chapter import (InitError, Session, fit_and_export, generator_parser, generator_session, init_generator, resolve_init,  # noqa: F401
-                            run_cli)  # init_generator: re-exported for the chapter's users
+from common.chapter import (Session, generator_parser, generator_session, init_generator,  # noqa: F401
+                            stage_main, stage_train, training_meta)  # init_generator: re-exported for the chapter's users
 from common.training import make_strategy
 from common.losses import FeatureLoss, LowPassLoss, SumOfLosses
 from common.perceptual import hidden_layers, perceptual_description as describe_perceptual, pretrained_discriminator
@@ -101,12 +101,7 @@ def make_losses(config: ESRGANConfig, vgg_weights="imagenet", discriminator=None
 def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None, vgg_weights="imagenet") -> dict:
     meta = {
         **CHAPTER.checkpoint_meta("rrdb_generator", config.generator_args(), config.scale),
-        "degradation": config.degradation,
-        "training_data": "+".join(str(d) for d in config.train_data),
-        "steps": int(steps),
-        "val_psnr": None if val_psnr is None else float(val_psnr),
-        "val_data": config.val_data,
-        "stage": config.stage,
+        **training_meta(config, steps, val_psnr),
         "display_name": display_name(config),
     }
     if config.stage == "gan":
@@ -149,12 +144,7 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
                              run_config=run_config, progress=progress, guarded=config.stage == "gan")
 
 
-def train(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=None, export=None,
-          vgg_weights="imagenet", progress: bool = True) -> dict:
-    """Run (or resume) one stage; returns the Trainer's result plus "exported" (a path or None)."""
-    session = build(config, run_dir, strategy_name, init, vgg_weights, progress)
-    return fit_and_export(session, run_dir, export, lambda step, psnr: checkpoint_meta(config, step, psnr, session.init, vgg_weights),
-                          best=True, display=display_name(config), progress=progress)
+train = stage_train(build, checkpoint_meta, display_name)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -183,22 +173,11 @@ def default_run_dir(preset: str, config: ESRGANConfig, stage: str | None = None)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        name, config = resolve_config(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(name, config)
-    default_init = default_run_dir(name, config, "psnr")
-    try:
-        init = resolve_init(args.init, default_init, run_dir, gan=config.stage == "gan", missing_message=(
-            "the gan stage starts from PSNR-trained weights: train them first (--stage psnr) or pass "
-            f"--init CHECKPOINT|RUN_DIR (none found in {default_init}; '--init none' for random weights)"))
-    except InitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return run_cli(train, args, config, run_dir, init)
+    return stage_main(parse_args(argv), resolve_config, default_run_dir,
+                      lambda name, config: default_run_dir(name, config, "psnr"), lambda default_init: (
+                          "the gan stage starts from PSNR-trained weights: train them first (--stage psnr) or pass "
+                          f"--init CHECKPOINT|RUN_DIR (none found in {default_init}; '--init none' for random weights)"),
+                      train)
 
 
 if __name__ == "__main__":
