@@ -299,21 +299,21 @@ def gan_toys_worker(out, argv):
 def srgan_worker(out, hold, argv):
     import numpy as np
 
-    from common import training
+    from common import chapter, training
     from srgan import train as srgan_train
 
     out = Path(out)
     run_dir = Path(argv[argv.index("--run-dir") + 1]).resolve()
     writes = audit_writes(run_dir)
     sessions, starts = [], []
-    build = srgan_train.build
+    fit_and_export = chapter.fit_and_export  # what the chapter's train calls with its built session
 
-    def recording_build(*args, **kwargs):
-        sessions.append(build(*args, **kwargs))
-        starts.append(int(sessions[-1].trainer.step.numpy()))  # restored from the chief's checkpoint
-        return sessions[-1]
+    def recording_fit_and_export(session, *args, **kwargs):
+        sessions.append(session)
+        starts.append(int(session.trainer.step.numpy()))  # restored from the chief's checkpoint
+        return fit_and_export(session, *args, **kwargs)
 
-    srgan_train.build = recording_build
+    chapter.fit_and_export = recording_fit_and_export
     finished = {}
     fit = training.Trainer.fit
 
