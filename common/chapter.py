@@ -6,6 +6,7 @@ Each chapter's `train.py` keeps only what differs: networks, losses, schedules a
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -83,6 +84,34 @@ def init_generator(generator, init) -> str:
     if not np.allclose(source(probe, training=False), generator(probe, training=False), atol=1e-4):
         raise InitError(f"--init {init}: same weight shapes but different outputs: the generator being "
                         "trained differs from it (an output activation such as tanh?)")
+    return str(path)
+
+
+def init_discriminator(discriminator, source) -> str:
+    """Load a discriminator (its weights and batch-norm statistics) from a training run folder's
+    latest checkpoint, or from a `.weights.h5` file; returns the checkpoint used. A GAN stage that
+    goes on from an exported generator otherwise starts with a new discriminator."""
+    path = Path(source)
+    if path.is_dir():
+        ckpt = tf.train.latest_checkpoint(str(path / "checkpoints"))
+        if ckpt is None:
+            raise InitError(f"--init-discriminator {source}: no checkpoint in that run folder")
+        try:
+            status = tf.train.Checkpoint(discriminator=discriminator).restore(ckpt).expect_partial()
+            status.assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+            first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            raise InitError(f"--init-discriminator {ckpt}: not a matching discriminator ({first})") from None
+        return ckpt
+    if not path.name.endswith(".weights.h5") or not path.is_file():
+        raise InitError(f"--init-discriminator {source}: not a run folder or a .weights.h5 file")
+    try:
+        with warnings.catch_warnings():  # Keras warns of layers it leaves unloaded: that is a mismatch too
+            warnings.simplefilter("error", UserWarning)
+            discriminator.load_weights(path)
+    except (ValueError, OSError, UserWarning) as exc:
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise InitError(f"--init-discriminator {source}: not a matching discriminator ({first})") from None
     return str(path)
 
 
@@ -192,6 +221,10 @@ def generator_session(config, run_dir, strategy, model, trackables: dict, init, 
     val_dir = resolve_data(config.val_data)
     generator = trackables["generator"]
     init_source = first_weights(run_dir, generator, init, progress)
+    if getattr(config, "init_discriminator", "") and "discriminator" in trackables and not has_checkpoints(run_dir):
+        source = init_discriminator(trackables["discriminator"], config.init_discriminator)
+        if progress:
+            print(f"discriminator initialised from {source}")
 
     def make_dataset(start_step, ctx):
         return train_dataset(
@@ -304,7 +337,8 @@ def training_meta(config, steps: int, val_psnr) -> dict:
     """The checkpoint JSON fields every generator stage records about its training."""
     return {"degradation": config.degradation, "training_data": "+".join(str(d) for d in config.train_data),
             "steps": int(steps), "val_psnr": None if val_psnr is None else float(val_psnr),
-            "val_data": config.val_data, "stage": config.stage}
+            "val_data": config.val_data, "stage": config.stage,
+            **({"init_discriminator": config.init_discriminator} if getattr(config, "init_discriminator", "") else {})}
 
 
 def stage_train(build: Callable, checkpoint_meta: Callable, display_name: Callable) -> Callable:

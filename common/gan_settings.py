@@ -23,6 +23,9 @@ class GANStageSettings:
     ema_decay: float = setting(0.0, "gan stage: validate and export an exponential moving average of the "
                                "generator's weights with this decay per step (0: the raw weights; Real-ESRGAN "
                                "uses 0.999)")
+    init_discriminator: str = setting("", "gan stage: a run folder (its latest checkpoint) or a .weights.h5 "
+                                      "file to start the discriminator from instead of new weights (a run "
+                                      "going on from an exported generator)")
 
 
 def check_perceptual(name: str) -> None:

@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 import common  # noqa: F401
-from common.files import write_json
+from common.files import atomic_write_bytes, write_json
 
 
 class TrainingCollapsed(RuntimeError):
@@ -412,6 +412,8 @@ class Trainer:
             self.checkpoint.restore(latest)
             self._keep_learning_rates(rates)
         self._saved_step = int(self.step.numpy()) if latest else None
+        if self.writes:
+            self._drop_logs_after(-1 if self._saved_step is None else self._saved_step)
         self._check_same_start()
         self.best = self._read_best()
         self.writer = (
@@ -425,6 +427,16 @@ class Trainer:
     @property
     def resumed_from(self) -> int:
         return int(self.step.numpy())
+
+    def _drop_logs_after(self, step: int):
+        """Forget the log lines of steps a resumed run repeats (those after its checkpoint), so
+        history.jsonl and validation.jsonl hold each step once."""
+        for name in ("history.jsonl", "validation.jsonl"):
+            path = self.run_dir / name
+            records = read_jsonl(path)
+            kept = [r for r in records if r["step"] <= step]
+            if len(kept) < len(records):
+                atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
     def _keep_learning_rates(self, rates: dict):
         for name, (variable, value) in rates.items():

@@ -53,6 +53,12 @@ class ESRGANConfig(GANStageSettings):
     lowpass_weight: float = setting(0.0, "gan stage: weight of an L1 term between SR and HR averaged over "
                                     "scale x scale blocks, a colour anchor for the offline feature networks "
                                     "(0 in the paper)")
+    feature_layers: tuple[str, ...] = setting((), "gan stage, disc-features / pretrained-disc: the discriminator "
+                                              "layers L_percep compares (none given: one per resolution, "
+                                              "esrgan.train.DISC_LAYERS)", nargs="*")
+    d_warmup: int = setting(0, "gan stage: the first updates train the discriminator alone (the generator's "
+                            "learning rate is 0 and its Adam moments warm up), so a new discriminator is "
+                            "informative before it steers the generator", unit="updates")
     # bookkeeping
     val_data: str = setting("Set5", "validation folder under ../shared/data, or a path")
     val_samples: tuple[str, ...] = setting(("butterfly",), "validation images logged to TensorBoard (none given: "
@@ -70,6 +76,8 @@ class ESRGANConfig(GANStageSettings):
         if self.stage == "gan" and self.hr_patch % 32:
             raise ValueError(f"the discriminator needs hr_patch to be a multiple of 32, not {self.hr_patch}")
         check_perceptual(self.perceptual)
+        if self.d_warmup < 0:
+            raise ValueError(f"d_warmup must be >= 0, not {self.d_warmup}")
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m < 1 for m in self.lr_milestones):
             raise ValueError(f"lr_milestones must be increasing positive steps, not {self.lr_milestones}")
 

@@ -43,24 +43,34 @@ def display_name(config: ESRGANConfig) -> str:
     return "RRDB-PSNR" if config.stage == "psnr" else "ESRGAN"
 
 
-def learning_rate(config: ESRGANConfig):
-    """config.lr, multiplied by lr_decay_factor after each milestone (counted in updates)."""
-    if not config.lr_milestones:
+def learning_rate(config: ESRGANConfig, hold: int = 0):
+    """config.lr, multiplied by lr_decay_factor after each milestone (counted in updates); 0 for the
+    first `hold` updates (the generator during --d-warmup)."""
+    if not config.lr_milestones and not hold:
         return config.lr
     # the schedule sees the optimizer's iterations, counted from 0: updates 1 .. m use the rate before m
     boundaries = [int(m) - 1 for m in config.lr_milestones]
     values = [config.lr * config.lr_decay_factor**i for i in range(len(boundaries) + 1)]
+    if hold:
+        kept = [(b, v) for b, v in zip(boundaries, values[1:]) if b > hold - 1]
+        values = [0.0, values[len(boundaries) - len(kept)]] + [v for _, v in kept]
+        boundaries = [hold - 1] + [b for b, _ in kept]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def make_optimizer(config: ESRGANConfig) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(learning_rate(config), beta_1=config.beta_1, beta_2=config.beta_2)
+def make_optimizer(config: ESRGANConfig, hold: int = 0) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate(config, hold), beta_1=config.beta_1, beta_2=config.beta_2)
 
 
 # Discriminator layers of the substitutes, one per resolution: ESRGAN's own VGG-style discriminator,
 # and krasserm's SRGAN discriminator.
 DISC_LAYERS = {"disc-features": ("lrelu0_1", "lrelu1_1", "lrelu2_1", "lrelu3_1", "lrelu4_1"),
                "pretrained-disc": ("lrelu1", "lrelu3", "lrelu5", "lrelu7")}
+
+
+def disc_layers(config: ESRGANConfig) -> tuple:
+    """The discriminator layers of a disc-features / pretrained-disc loss (--feature-layers or DISC_LAYERS)."""
+    return tuple(config.feature_layers) or DISC_LAYERS.get(config.perceptual, ())
 
 
 def perceptual_loss(config: ESRGANConfig, vgg_weights="imagenet", discriminator=None):
@@ -73,9 +83,9 @@ def perceptual_loss(config: ESRGANConfig, vgg_weights="imagenet", discriminator=
         return FeatureLoss(network, "l1", normalise=True, weight=config.perceptual_weight,
                            description=perceptual_description(config, vgg_weights))
     if config.perceptual == "disc-features":
-        network, to_input = hidden_layers(discriminator, DISC_LAYERS["disc-features"]), None
+        network, to_input = hidden_layers(discriminator, disc_layers(config)), None
     else:  # the published SRGAN discriminator (input [-1, 1]) as a fixed feature network
-        network = hidden_layers(pretrained_discriminator(PRETRAINED_DISCRIMINATOR), DISC_LAYERS["pretrained-disc"])
+        network = hidden_layers(pretrained_discriminator(PRETRAINED_DISCRIMINATOR), disc_layers(config))
         to_input = lambda x: x * 2.0 - 1.0  # noqa: E731
     return FeatureLoss(network, "l1", normalise=True, weight=config.perceptual_weight, to_input=to_input,
                        description=perceptual_description(config, vgg_weights))
@@ -84,7 +94,7 @@ def perceptual_loss(config: ESRGANConfig, vgg_weights="imagenet", discriminator=
 def perceptual_description(config: ESRGANConfig, vgg_weights) -> str:
     """Which feature network L_percep used, for the checkpoint's JSON and the README."""
     return describe_perceptual(config.perceptual, "L1", vgg_layer=PERCEPTUAL_LAYER, before_activation=True,
-                               disc_layers=DISC_LAYERS.get(config.perceptual, ()), vgg_weights=vgg_weights,
+                               disc_layers=disc_layers(config), vgg_weights=vgg_weights,
                                seed=config.seed)
 
 
@@ -107,7 +117,7 @@ def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None, vgg_w
     if config.stage == "gan":
         meta.update(perceptual_weight=config.perceptual_weight, gan_weight=config.gan_weight,
                     l1_weight=config.l1_weight, perceptual=perceptual_description(config, vgg_weights),
-                    lowpass_weight=config.lowpass_weight, ema_decay=config.ema_decay,
+                    lowpass_weight=config.lowpass_weight, ema_decay=config.ema_decay, d_warmup=config.d_warmup,
                     init=None if init is None else str(init))
     return meta
 
@@ -124,7 +134,7 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
         on_disc = config.perceptual == "disc-features"
         losses = make_losses(config, vgg_weights) if config.stage == "gan" and not on_disc else None
         generator = rrdb_generator(**config.generator_args())
-        g_optimizer = make_optimizer(config)
+        g_optimizer = make_optimizer(config, hold=config.d_warmup if config.stage == "gan" else 0)
         trackables = {"generator": generator, "g_optimizer": g_optimizer}
         if config.stage == "psnr":
             model = PSNRTrainer(generator, L1Loss(1.0))

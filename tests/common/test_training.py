@@ -57,6 +57,21 @@ def test_run_resumes_at_saved_step(tmp_path):
     assert steps == list(range(1, 9))
 
 
+
+def test_a_run_resumed_after_a_kill_logs_each_step_once(tmp_path):
+    build(tmp_path, 4, validate=lambda s: ({"psnr": float(s)}, None), validate_every=2)[0].fit()
+    # killed after logging steps 5-6 and validating 6, before their checkpoint
+    with open(tmp_path / "history.jsonl", "a") as f:
+        f.write('{"step": 5, "mse": 9.0}\n{"step": 6, "mse": 9.0}\n')
+    with open(tmp_path / "validation.jsonl", "a") as f:
+        f.write('{"step": 6, "psnr": 99.0}\n')
+    trainer, _, _ = build(tmp_path, 7, validate=lambda s: ({"psnr": float(s)}, None), validate_every=2)
+    trainer.fit()
+    history = [json.loads(l) for l in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == list(range(1, 8)) and 9.0 not in [h["mse"] for h in history]
+    validated = [json.loads(l) for l in (tmp_path / "validation.jsonl").read_text().splitlines()]
+    assert [(v["step"], v["psnr"]) for v in validated] == [(2, 2.0), (4, 4.0), (6, 6.0), (7, 7.0)]
+
 def test_interrupt_saves_and_resumes(tmp_path):
     def interrupt(step):
         # What Ctrl-C runs: the handler fit() installed for SIGINT. (A real signal sent to this pytest

@@ -229,3 +229,56 @@ def test_weight_average_is_validated_checkpointed_resumed_and_exported(data, tmp
     for a, b in zip(exported.get_weights(), last_average.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(exported.get_weights(), last_raw.get_weights()))
+
+
+def test_discriminator_warmup_holds_the_generator_then_lets_it_train(data, tmp_path):
+    keras.utils.set_random_seed(3)
+    config = tiny(data, stage="gan", perceptual="disc-features", feature_layers=("lrelu3_1", "lrelu4_1"),
+                  d_warmup=2, steps=2, lr=1e-3, lr_milestones=(5,), validate_every=2, checkpoint_every=2)
+    session = esrgan_train.build(config, tmp_path / "run", vgg_weights=None, progress=False)
+    gen, disc = session.model.generator, session.model.discriminator
+    g_start, d_start = values(gen.trainable_variables), values(disc.trainable_variables)
+    session.trainer.fit()
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(g_start, gen.trainable_variables))
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(d_start, disc.trainable_variables))
+    # the generator's Adam moments followed its gradients while its rate was 0
+    assert any(np.any(v.numpy() != 0) for v in session.model.g_optimizer.variables if "momentum" in v.path)
+
+    resumed = esrgan_train.build(replace(config, steps=3), tmp_path / "run", vgg_weights=None, progress=False)
+    g_held = values(resumed.model.generator.trainable_variables)
+    resumed.trainer.fit()
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(g_held, resumed.model.generator.trainable_variables))
+
+    # the rate after the warm-up keeps the milestones: 1e-3 for updates 3..5, then halved
+    rate = esrgan_train.learning_rate(config, hold=2)
+    assert [float(rate(i)) for i in (0, 1, 2, 4, 5)] == pytest.approx([0, 0, 1e-3, 1e-3, 5e-4])
+    meta = esrgan_train.checkpoint_meta(config, 3, None)
+    assert meta["d_warmup"] == 2 and "lrelu3_1, lrelu4_1" in meta["perceptual"] and "lrelu0_1" not in meta["perceptual"]
+    with pytest.raises(ValueError, match="d_warmup"):
+        replace(config, d_warmup=-1)
+
+
+def test_a_new_gan_run_can_start_its_discriminator_from_another_runs(data, tmp_path, capsys):
+    keras.utils.set_random_seed(4)
+    config = tiny(data, stage="gan", steps=2, validate_every=2, checkpoint_every=2)
+    first = esrgan_train.build(config, tmp_path / "first", vgg_weights=None, progress=False)
+    first.trainer.fit()
+    trained = values(first.discriminator.variables)  # kernels and batch-norm statistics
+    follow = replace(config, init_discriminator=str(tmp_path / "first"), seed=1)
+    second = esrgan_train.build(follow, tmp_path / "second", vgg_weights=None, progress=False)
+    for a, b in zip(trained, values(second.discriminator.variables)):
+        np.testing.assert_array_equal(a, b)
+    assert esrgan_train.checkpoint_meta(follow, 2, None)["init_discriminator"] == str(tmp_path / "first")
+    fresh = esrgan_train.build(replace(config, seed=1), tmp_path / "fresh", vgg_weights=None, progress=False)
+    assert any(not np.array_equal(a, b) for a, b in zip(trained, values(fresh.discriminator.variables)))
+
+    # a file of the wrong network, or no run, is a one-line error before anything is written
+    wrong = tmp_path / "d.weights.h5"
+    discriminator(patch=32, num_filters=4).save_weights(wrong)
+    for source, message in ((wrong, "not a matching discriminator"), (tmp_path / "empty", "not a run folder")):
+        args = ["--stage", "gan", "--preset", "tiny", "--init", "none", "--vgg-weights", "random",
+                "--train-data", str(data / "train"), "--val-data", str(data / "val"),
+                "--run-dir", str(tmp_path / "bad"), "--init-discriminator", str(source), "--quiet"]
+        assert esrgan_train.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --init-discriminator") and message in err and err.count("\n") == 1
