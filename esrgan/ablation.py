@@ -38,7 +38,10 @@ dominates): about 2 hours for the five columns. Shrink with --steps, --pretrain-
 
 VGG19's ImageNet weights cannot be downloaded offline: `--vgg-weights imagenet` then stops with
 common.vgg's message; `--vgg-weights random` runs with an untrained VGG19 (a smoke test, not a
-faithful perceptual loss: the table says so).
+faithful perceptual loss: the table says so). `--perceptual disc-features` uses the offline substitute
+of the GAN stages instead: feature matching on the discriminator's activations (columns 1-2) or on the
+layers feeding them (3-5, "before activation"), L1 normalised per layer; `--lowpass-weight` adds their
+colour anchor.
 """
 import argparse
 import io
@@ -61,8 +64,9 @@ from common.files import atomic_write_bytes, write_json
 from common.images import ImageError, to_uint8
 from common.inference import upscale
 from common.layers import Rescale
-from common.losses import AdversarialLoss, DiscriminatorLoss
+from common.losses import AdversarialLoss, DiscriminatorLoss, FeatureLoss, LowPassLoss, SumOfLosses
 from common.paths import resolve_data
+from common.perceptual import hidden_layers
 from common.training import Trainer, TrainingDiverged
 from common.vgg import VGGWeightsUnavailable, vgg_features
 from esrgan.evaluate import image_niqe, mean_or_none
@@ -92,11 +96,12 @@ class Column:
         """Columns with equal keys share one pre-trained generator."""
         return (self.generator, self.batch_norm)
 
-    def settings(self) -> str:
+    def settings(self, perceptual: str = "vgg-imagenet") -> str:
         generator = "RRDB" if self.generator == "rrdb" else "SRResNet" + (" + BN" if self.batch_norm else ", no BN")
-        vgg = "before ReLU" if self.before_activation else "after ReLU"
+        where = "before" if self.before_activation else "after"
+        features = f"D features {where} activation" if perceptual == "disc-features" else f"VGG {where} ReLU"
         gan = "RaGAN" if self.gan == "relativistic" else "standard GAN"
-        return f"{generator}; VGG {vgg}; {gan}"
+        return f"{generator}; {features}; {gan}"
 
 
 COLUMNS = (
@@ -107,6 +112,9 @@ COLUMNS = (
     Column(5, "rrdb", "RRDB generator (= ESRGAN)", "rrdb", False, True, "relativistic"),
 )
 BN_COLUMN, NO_BN_COLUMN = 1, 2  # compared in the histograms (thesis Fig. 10a)
+
+
+PERCEPTUAL = ("vgg-imagenet", "disc-features")
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,15 @@ class AblationConfig:
     gan_weight: float = setting(5e-3, "weight of L_adv")
     l1_weight: float = setting(1e-2, "weight of the L1 pixel loss")
     perceptual_layer: str = setting("conv5_4", "VGG19 layer of L_percep (the papers' VGG54)")
+    perceptual: str = setting("vgg-imagenet", "feature network of L_percep: vgg-imagenet (VGG19 at "
+                              "--perceptual-layer with --vgg-weights, the papers') or disc-features (feature "
+                              "matching on the discriminator's --disc-layers, L1 normalised per layer: the "
+                              "offline substitute the GAN stages use)")
+    disc_layers: tuple[str, ...] = setting(("lrelu0_1", "lrelu1_1", "lrelu2_1", "lrelu3_1", "lrelu4_1"),
+                                           "discriminator activations of disc-features; the columns with "
+                                           "features before the activation take the layer feeding each")
+    lowpass_weight: float = setting(0.0, "weight of |pool(SR) - pool(HR)| over scale x scale blocks, a "
+                                    "colour anchor (0: the paper's loss)")
     train_data: tuple[str, ...] = setting(("T91",), "training folders under ../shared/data, or paths")
     data: str = setting("Set5", "evaluation folder under ../shared/data, or a path")
     degradation: str = setting("bicubic", "how LR inputs are made from HR images: bicubic, gaussian or nearest")
@@ -143,6 +160,10 @@ class AblationConfig:
             raise ValueError("num_filters, num_blocks, disc_filters and batch_size must be positive")
         if self.pretrain_steps < 0 or self.steps < 0:
             raise ValueError("step counts cannot be negative")
+        if self.perceptual not in PERCEPTUAL:
+            raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL)}, not {self.perceptual!r}")
+        if self.perceptual == "disc-features" and not self.disc_layers:
+            raise ValueError("disc-features needs at least one --disc-layers name")
 
     @property
     def rrdb_growth(self) -> int:
@@ -200,21 +221,39 @@ class StandardGeneratorLoss:
         return self.loss(fake_logits)
 
 
-def make_losses(column: Column, config: AblationConfig, vgg_weights):
-    """(GeneratorLoss, discriminator loss, feature extractor) of a column's GAN stage."""
-    features = vgg_features((config.perceptual_layer,), before_activation=column.before_activation,
-                            weights=vgg_weights)
+def feeding_layer(model: keras.Model, name: str) -> str:
+    """The layer whose output is the input of `model`'s layer `name` (what an activation acts on)."""
+    return model.get_layer(name).input._keras_history.operation.name
+
+
+def perceptual_loss(column: Column, config: AblationConfig, vgg_weights, disc: keras.Model):
+    """(L_percep, its feature network): VGG19 at one layer, or the discriminator's hidden layers, each
+    taken after or (column.before_activation) before its activation."""
+    if config.perceptual == "disc-features":
+        names = [feeding_layer(disc, n) if column.before_activation else n for n in config.disc_layers]
+        network = hidden_layers(disc, names)
+        return FeatureLoss(network, "l1", normalise=True, weight=config.perceptual_weight), network
+    network = vgg_features((config.perceptual_layer,), before_activation=column.before_activation,
+                           weights=vgg_weights)
+    return PerceptualLoss(network, config.perceptual_weight), network
+
+
+def make_losses(column: Column, config: AblationConfig, vgg_weights, disc: keras.Model):
+    """(GeneratorLoss, discriminator loss, feature network) of a column's GAN stage against `disc`."""
+    percep, features = perceptual_loss(column, config, vgg_weights, disc)
     if column.gan == "relativistic":
         adversarial, d_loss = RelativisticGeneratorLoss(config.gan_weight), RelativisticDiscriminatorLoss()
     else:
         adversarial, d_loss = StandardGeneratorLoss(config.gan_weight), DiscriminatorLoss()
-    g_loss = GeneratorLoss(PerceptualLoss(features, config.perceptual_weight), adversarial, L1Loss(config.l1_weight))
-    return g_loss, d_loss, features
+    pixel = L1Loss(config.l1_weight)
+    if config.lowpass_weight:
+        pixel = SumOfLosses(pixel, LowPassLoss(config.scale, config.lowpass_weight))
+    return GeneratorLoss(percep, adversarial, pixel), d_loss, features
 
 
 def _feature_layer(features: keras.Model) -> str:
-    """The Keras layer the extractor's output comes from (blockI_convJ or blockI_convJ_relu)."""
-    return features.outputs[0]._keras_history.operation.name
+    """The Keras layers the feature network's outputs come from (e.g. blockI_convJ or blockI_convJ_relu)."""
+    return ", ".join(t._keras_history.operation.name for t in features.outputs)
 
 
 # --- training --------------------------------------------------------------------------------------
@@ -254,8 +293,10 @@ def pretrain(column: Column, config: AblationConfig, train_dirs) -> tuple[keras.
 def train_column(column: Column, config: AblationConfig, train_dirs, weights, vgg_weights):
     """The GAN stage of one column from pre-trained generator `weights`; returns (generator, info)."""
     keras.utils.set_random_seed(config.seed + 1)  # the same VGG (if random) and discriminator in every column
-    g_loss, d_loss, features = make_losses(column, config, vgg_weights)
+    on_disc = config.perceptual == "disc-features"
+    losses = None if on_disc else make_losses(column, config, vgg_weights, None)  # a random VGG is drawn first
     disc = discriminator(patch=config.hr_patch, num_filters=config.disc_filters)
+    g_loss, d_loss, features = losses or make_losses(column, config, vgg_weights, disc)
     generator = build_generator(column, config)
     for var, value in zip(generator.weights, weights, strict=True):
         var.assign(value)
@@ -448,6 +489,10 @@ def format_markdown(result: dict) -> str:
                    "perceptual loss compares features of an untrained network. The numbers show the mechanics "
                    "of the study, not the paper's effect.")
         lines += [warning, ""]
+    if config.get("perceptual") == "disc-features":
+        lines += [("**Perceptual loss: feature matching on the discriminator** (the offline substitute for ImageNet "
+                   "VGG19): columns 1-2 compare its activations " + ", ".join(config["disc_layers"]) + "; "
+                   "columns 3-5 the layers feeding them (before the activation)."), ""]
     lines += ["| # | change | settings | parameters | PSNR (dB) | SSIM | NIQE | PSNR after L1 pre-training |",
               "|---|---|---|---:|---:|---:|---:|---:|"]
     for row in result["columns"]:
@@ -460,12 +505,16 @@ def format_markdown(result: dict) -> str:
         lines.append(f"| - | bicubic (reference) | | | {_fmt(b['psnr'], 2)} | {_fmt(b['ssim'], 4)} | "
                      f"{_fmt(b['niqe'], 3)} | |")
     c = config
+    percep = ("discriminator features, L1 normalised per layer" if c.get("perceptual") == "disc-features"
+              else f"VGG19 {c['perceptual_layer']}, L1")
+    lowpass = f" + {c['lowpass_weight']:g} low-pass L1" if c.get("lowpass_weight") else ""
     budget = (f"Each column: {c['pretrain_steps']} L1 pre-training steps (lr {c['pretrain_lr']:g}), then "
               f"{c['steps']} GAN steps (lr {c['lr']:g}); L_G = {c['perceptual_weight']:g} L_percep "
-              f"(VGG19 {c['perceptual_layer']}, L1) + {c['gan_weight']:g} L_adv + {c['l1_weight']:g} L1. "
+              f"({percep}) + {c['gan_weight']:g} L_adv + {c['l1_weight']:g} L1{lowpass}. "
               f"{c['num_blocks']} blocks x {c['num_filters']} filters (RRDB growth {c['rrdb_growth']}); "
               f"batch {c['batch_size']} of {c['hr_patch']}-px HR crops from {'+'.join(c['train_data'])}; "
-              f"seed {c['seed']}; VGG19 weights: {result['vgg_weights']}.")
+              f"seed {c['seed']}" + ("." if c.get("perceptual") == "disc-features"
+                                     else f"; VGG19 weights: {result['vgg_weights']}."))
     protocol = ("PSNR/SSIM on Y (BT.601) with a border of the scale cropped; NIQE lower is better "
                 "(n/a: image too small).")
     lines += ["", budget, protocol]
@@ -479,7 +528,9 @@ def format_markdown(result: dict) -> str:
 # --- the study -------------------------------------------------------------------------------------
 
 
-def _vgg_label(vgg_weights) -> str:
+def _vgg_label(vgg_weights, config: AblationConfig) -> str:
+    if config.perceptual != "vgg-imagenet":
+        return "not used"
     return "random (untrained)" if vgg_weights is None else str(vgg_weights)
 
 
@@ -497,7 +548,8 @@ def run_ablation(config: AblationConfig = AblationConfig(), out="runs/ablation",
     or None (random features, not faithful). Returns the JSON's content.
     """
     chosen = select_columns(columns)
-    check_vgg_weights(vgg_weights, config.perceptual_layer)
+    if config.perceptual == "vgg-imagenet":
+        check_vgg_weights(vgg_weights, config.perceptual_layer)
     train_dirs = [resolve_data(d) for d in config.train_data]
     data_dir = resolve_data(config.data)
     out = Path(out)
@@ -508,7 +560,7 @@ def run_ablation(config: AblationConfig = AblationConfig(), out="runs/ablation",
 
     pretrained, rows = {}, []
     for column in chosen:
-        _log(f"[{column.number}/{len(COLUMNS)}] {column.key}: {column.settings()}")
+        _log(f"[{column.number}/{len(COLUMNS)}] {column.key}: {column.settings(config.perceptual)}")
         start = time.monotonic()
         if column.generator_key not in pretrained:
             generator, pre_last = pretrain(column, config, train_dirs)
@@ -524,7 +576,7 @@ def run_ablation(config: AblationConfig = AblationConfig(), out="runs/ablation",
         seconds = time.monotonic() - start
         result = evaluation.run(column.key, lambda lr, g=generator: upscale(lr, g, meta), column.key,
                                 keep_counts=column.number in (BN_COLUMN, NO_BN_COLUMN))
-        row = {"number": column.number, "key": column.key, "label": column.label, "settings": column.settings(),
+        row = {"number": column.number, "key": column.key, "label": column.label, "settings": column.settings(config.perceptual),
                "generator": column.generator, "batch_norm": column.batch_norm,
                "before_activation": column.before_activation, "gan": column.gan,
                **generator_facts(generator), **info, "last_pretrain": pre_last,
@@ -544,8 +596,8 @@ def run_ablation(config: AblationConfig = AblationConfig(), out="runs/ablation",
         "dataset": data_dir.name,
         "scale": config.scale,
         "degradation": config.degradation,
-        "vgg_weights": _vgg_label(vgg_weights),
-        "faithful": vgg_weights is not None,
+        "vgg_weights": _vgg_label(vgg_weights, config),
+        "faithful": vgg_weights is not None or config.perceptual != "vgg-imagenet",
         "config": {**asdict(config), "train_data": list(config.train_data), "rrdb_growth": config.rrdb_growth},
         "columns": rows,
         "reference": {"bicubic": {k: bicubic[k] for k in ("psnr", "ssim", "niqe")}},

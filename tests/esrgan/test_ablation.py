@@ -120,3 +120,32 @@ def test_a_column_trains_the_same_from_the_same_seed(image_dir, tmp_path, monkey
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(pre_a, gan_a))  # the GAN step did change it
     assert list(tmp_path.iterdir()) == []  # nothing written: no checkpoints
+
+
+def test_disc_features_study_needs_no_vgg_and_moves_before_the_activation(image_dir, tmp_path, monkeypatch):
+    """--perceptual disc-features: feature matching on the discriminator; 'before activation' columns
+    take the layers feeding its activations (conv0_0 before lrelu0_0, bn1_1 before lrelu1_1)."""
+    def offline(fname, origin, **kwargs):
+        raise AssertionError(f"the disc-features study tried to load VGG19 from {origin}")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    out = tmp_path / "out"
+    code = ablation.main([*TINY, "--train-data", str(image_dir), "--data", str(image_dir), "--out", str(out),
+                          "--perceptual", "disc-features", "--disc-layers", "lrelu0_0", "lrelu1_1",
+                          "--lowpass-weight", "1", "--columns", "2", "3"])
+    assert code == 0
+    result = json.loads((out / "ablation.json").read_text())
+    rows = result["columns"]
+    assert [sorted(r["feature_layer"].split(", ")) for r in rows] == [["lrelu0_0", "lrelu1_1"], ["bn1_1", "conv0_0"]]
+    assert all(math.isfinite(r["last_gan"]["percep"]) and r["last_gan"]["percep"] > 0 for r in rows)
+    assert result["faithful"] is True and result["vgg_weights"] == "not used"
+    assert [r["settings"] for r in rows] == ["SRResNet, no BN; D features after activation; standard GAN",
+                                            "SRResNet, no BN; D features before activation; standard GAN"]
+    table = (out / "ablation.md").read_text()
+    assert "feature matching on the discriminator" in table and "1 low-pass L1" in table
+    assert "Random VGG19" not in table and "VGG19 weights:" not in table
+
+
+def test_unknown_perceptual_network_is_refused():
+    with pytest.raises(ValueError, match="perceptual must be one of"):
+        ablation.AblationConfig(perceptual="vgg-random")
