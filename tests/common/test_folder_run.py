@@ -235,7 +235,9 @@ def test_manifest_of_a_run_with_failures(tmp_path, weights, capsys):
 def test_interrupt_handler_is_restored():
     # In a fresh process: raising SIGINT inside the pytest process after the CLI tests above
     # segfaulted it (not seen outside pytest, nor in the CLI runs of test_ctrl_c_...).
+    # Ctrl-C's default meaning first: a shell starting the tests in the background passes SIGINT ignored.
     code = ("import signal; from common import folder_run\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "before = signal.getsignal(signal.SIGINT)\n"
             "with folder_run.StopAfterCurrent() as stop:\n"
             "    signal.raise_signal(signal.SIGINT)\n"

@@ -257,7 +257,16 @@ def test_a_step_must_return_its_metric_names(tmp_path):
         Trainer(tmp_path, step.train_step, linear_data, total_steps=2)
 
 
-def test_without_run_dir_nothing_is_written_and_ctrl_c_keeps_its_meaning(tmp_path, monkeypatch):
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C with its default meaning, as in a terminal (a shell starting the tests in the background
+    passes SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_without_run_dir_nothing_is_written_and_ctrl_c_keeps_its_meaning(tmp_path, monkeypatch, default_sigint):
     monkeypatch.chdir(tmp_path)
     handlers = []
 
