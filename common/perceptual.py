@@ -45,6 +45,11 @@ def hidden_layers(model: keras.Model, names, input_shape=(None, None, 3)) -> ker
     return keras.Model(inputs, outputs, name=f"{model.name}_features")
 
 
+def feeding_layer(model: keras.Model, name: str) -> str:
+    """The name of the layer whose output `model`'s layer `name` takes (what an activation acts on)."""
+    return model.get_layer(name).input._keras_history.operation.name
+
+
 def frozen(model: keras.Model) -> keras.Model:
     """`model` with its weights excluded from training (a fixed feature network)."""
     model.trainable = False

@@ -64,15 +64,15 @@ from common.files import atomic_write_bytes, write_json
 from common.images import ImageError, to_uint8
 from common.inference import upscale
 from common.layers import Rescale
-from common.losses import AdversarialLoss, DiscriminatorLoss, FeatureLoss, LowPassLoss, SumOfLosses
+from common.losses import AdversarialLoss, DiscriminatorLoss
 from common.paths import resolve_data
-from common.perceptual import hidden_layers
+from common.perceptual import feeding_layer, hidden_layers
 from common.training import Trainer, TrainingDiverged
 from common.vgg import VGGWeightsUnavailable, vgg_features
 from esrgan.evaluate import image_niqe, mean_or_none
 from esrgan.gan import ESRGAN, PSNRTrainer
 from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
-                           RelativisticGeneratorLoss)
+                           RelativisticGeneratorLoss, normalised_feature_loss, pixel_loss)
 from esrgan.models import discriminator, rrdb_generator
 from srgan.models import srresnet
 
@@ -221,18 +221,13 @@ class StandardGeneratorLoss:
         return self.loss(fake_logits)
 
 
-def feeding_layer(model: keras.Model, name: str) -> str:
-    """The layer whose output is the input of `model`'s layer `name` (what an activation acts on)."""
-    return model.get_layer(name).input._keras_history.operation.name
-
-
 def perceptual_loss(column: Column, config: AblationConfig, vgg_weights, disc: keras.Model):
     """(L_percep, its feature network): VGG19 at one layer, or the discriminator's hidden layers, each
     taken after or (column.before_activation) before its activation."""
     if config.perceptual == "disc-features":
         names = [feeding_layer(disc, n) if column.before_activation else n for n in config.disc_layers]
         network = hidden_layers(disc, names)
-        return FeatureLoss(network, "l1", normalise=True, weight=config.perceptual_weight), network
+        return normalised_feature_loss(network, config.perceptual_weight), network
     network = vgg_features((config.perceptual_layer,), before_activation=column.before_activation,
                            weights=vgg_weights)
     return PerceptualLoss(network, config.perceptual_weight), network
@@ -245,9 +240,7 @@ def make_losses(column: Column, config: AblationConfig, vgg_weights, disc: keras
         adversarial, d_loss = RelativisticGeneratorLoss(config.gan_weight), RelativisticDiscriminatorLoss()
     else:
         adversarial, d_loss = StandardGeneratorLoss(config.gan_weight), DiscriminatorLoss()
-    pixel = L1Loss(config.l1_weight)
-    if config.lowpass_weight:
-        pixel = SumOfLosses(pixel, LowPassLoss(config.scale, config.lowpass_weight))
+    pixel = pixel_loss(config.scale, config.l1_weight, config.lowpass_weight)
     return GeneratorLoss(percep, adversarial, pixel), d_loss, features
 
 

@@ -8,7 +8,8 @@ computed from raw logits with sigmoid cross-entropy for numerical stability
 import tensorflow as tf
 
 import common  # noqa: F401  (quiet TensorFlow import)
-from common.losses import FeatureLoss, PixelL1, RelativisticDiscriminatorLoss, RelativisticGeneratorLoss  # noqa: F401
+from common.losses import (FeatureLoss, LowPassLoss, PixelL1, RelativisticDiscriminatorLoss,  # noqa: F401
+                           RelativisticGeneratorLoss, SumOfLosses)
 
 GAN_WEIGHT = 5e-3
 L1_WEIGHT = 1e-2
@@ -20,6 +21,19 @@ class L1Loss(PixelL1):
 
     def __init__(self, weight=L1_WEIGHT):
         super().__init__(weight)
+
+
+def pixel_loss(scale: int, l1_weight: float = L1_WEIGHT, lowpass_weight: float = 0.0):
+    """The pixel terms of L_G: l1_weight * L1, plus lowpass_weight * |pool(SR) - pool(HR)| over
+    scale x scale blocks when lowpass_weight is set (it anchors colour and brightness)."""
+    pixel = L1Loss(l1_weight)
+    return SumOfLosses(pixel, LowPassLoss(scale, lowpass_weight)) if lowpass_weight else pixel
+
+
+def normalised_feature_loss(network, weight: float, to_input=None, description: str = "") -> FeatureLoss:
+    """weight * L1 of `network`'s feature maps, each layer's distance relative to its HR features'
+    magnitude: the form of the offline substitutes for ImageNet VGG (common.perceptual)."""
+    return FeatureLoss(network, "l1", normalise=True, weight=weight, to_input=to_input, description=description)
 
 
 class PerceptualLoss(FeatureLoss):

@@ -24,7 +24,6 @@ import common  # noqa: F401  (quiet TensorFlow import)
 from common.chapter import (Session, generator_parser, generator_session, init_generator,  # noqa: F401
                             stage_main, stage_train, training_meta)  # init_generator: re-exported for the chapter's users
 from common.training import make_strategy
-from common.losses import FeatureLoss, LowPassLoss, SumOfLosses
 from common.perceptual import hidden_layers, perceptual_description as describe_perceptual, pretrained_discriminator
 from common.vgg import vgg_features
 from common.config_cli import config_from_args
@@ -32,7 +31,7 @@ from esrgan.chapter import CHAPTER
 from esrgan.config import PRESETS, ESRGANConfig, default_preset
 from esrgan.gan import ESRGAN, PSNRTrainer
 from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
-                           RelativisticGeneratorLoss)
+                           RelativisticGeneratorLoss, normalised_feature_loss, pixel_loss)
 from esrgan.models import discriminator, rrdb_generator
 
 PERCEPTUAL_LAYER = "conv5_4"  # VGG19, before its ReLU
@@ -80,15 +79,15 @@ def perceptual_loss(config: ESRGANConfig, vgg_weights="imagenet", discriminator=
                               config.perceptual_weight)
     if config.perceptual == "vgg-random":
         network = vgg_features((PERCEPTUAL_LAYER,), before_activation=True, weights=None, random_init="he_normal")
-        return FeatureLoss(network, "l1", normalise=True, weight=config.perceptual_weight,
-                           description=perceptual_description(config, vgg_weights))
+        return normalised_feature_loss(network, config.perceptual_weight,
+                                       description=perceptual_description(config, vgg_weights))
     if config.perceptual == "disc-features":
         network, to_input = hidden_layers(discriminator, disc_layers(config)), None
     else:  # the published SRGAN discriminator (input [-1, 1]) as a fixed feature network
         network = hidden_layers(pretrained_discriminator(PRETRAINED_DISCRIMINATOR), disc_layers(config))
         to_input = lambda x: x * 2.0 - 1.0  # noqa: E731
-    return FeatureLoss(network, "l1", normalise=True, weight=config.perceptual_weight, to_input=to_input,
-                       description=perceptual_description(config, vgg_weights))
+    return normalised_feature_loss(network, config.perceptual_weight, to_input,
+                                   perceptual_description(config, vgg_weights))
 
 
 def perceptual_description(config: ESRGANConfig, vgg_weights) -> str:
@@ -100,11 +99,9 @@ def perceptual_description(config: ESRGANConfig, vgg_weights) -> str:
 
 def make_losses(config: ESRGANConfig, vgg_weights="imagenet", discriminator=None):
     """(GeneratorLoss, RelativisticDiscriminatorLoss) of the GAN stage."""
-    pixel = L1Loss(config.l1_weight)
-    if config.lowpass_weight:
-        pixel = SumOfLosses(pixel, LowPassLoss(config.scale, config.lowpass_weight))
     g_loss = GeneratorLoss(perceptual_loss(config, vgg_weights, discriminator),
-                           RelativisticGeneratorLoss(config.gan_weight), pixel)
+                           RelativisticGeneratorLoss(config.gan_weight),
+                           pixel_loss(config.scale, config.l1_weight, config.lowpass_weight))
     return g_loss, RelativisticDiscriminatorLoss()
 
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from common.losses import FeatureLoss, layer_distance
-from common.perceptual import hidden_layers
+from common.perceptual import feeding_layer, hidden_layers
 from common.vgg import vgg_features
 
 
@@ -49,6 +49,15 @@ def test_hidden_layers_share_the_discriminators_weights_and_take_any_size():
     assert not np.allclose(trunk(x)["lrelu1"], out["lrelu1"])
     with pytest.raises(ValueError, match="no convolutional layer 'dense'"):
         hidden_layers(disc, ("dense",))
+
+
+def test_feeding_layer_names_what_an_activation_acts_on():
+    from srgan.models import discriminator
+
+    disc = discriminator(patch=32, num_filters=4)
+    assert feeding_layer(disc, "lrelu0") == "conv0"  # no BN in the first block
+    assert feeding_layer(disc, "lrelu1") == "bn1"
+    assert feeding_layer(disc, "bn1") == "conv1"
 
 
 def test_random_vgg_he_normal_keeps_deep_features_at_a_usable_scale():

@@ -118,3 +118,22 @@ def test_esrgan_takes_shared_losses_from_common_not_from_srgan():
             if any(m == "srgan" or m.startswith("srgan.") for m in modules):
                 importers.append(path.name)
     assert set(importers) <= {"ablation.py"}, importers
+
+
+def test_pixel_loss_adds_the_low_pass_term_only_when_weighted():
+    from esrgan.losses import pixel_loss
+
+    rng = np.random.default_rng(3)
+    hr = rng.uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    sr = hr + np.float32(0.1)  # a brightness shift: every 4x4 block mean moves by 0.1
+    assert float(pixel_loss(4, 0.5)(hr, sr)) == pytest.approx(0.05, rel=1e-4)
+    assert float(pixel_loss(4, 0.5, lowpass_weight=2.0)(hr, sr)) == pytest.approx(0.05 + 0.2, rel=1e-4)
+
+
+def test_normalised_feature_loss_is_a_weighted_relative_l1():
+    from esrgan.losses import normalised_feature_loss
+
+    hr = np.full((1, 4, 4, 2), 2.0, np.float32)
+    loss = normalised_feature_loss(lambda x: x, weight=3.0, to_input=lambda x: x * 10.0)
+    assert float(loss(hr, hr * 1.5)) == pytest.approx(3.0 * 0.5, rel=1e-5)  # |30 - 20| / 20, scale-free
+    assert loss.describe()["normalised"] is True and loss.describe()["distance"] == "l1"
