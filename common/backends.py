@@ -9,7 +9,11 @@ tf.function of the model (openvino.convert_model), ONNX Runtime from common.expo
 A converted checkpoint is cached beside it in `.sr-cache/` (where that folder cannot be written, as
 in site-packages or a read-only share: in $XDG_CACHE_HOME/sr-thesis or ~/.cache/sr-thesis; only in
 $SR_CACHE_DIR when that is set), keyed by the checkpoint files' content hash, the backend and its version, and the precision; each entry is written in a
-temporary folder and renamed into place, its info.json (ModelInfo and metadata) last. A run that
+temporary folder and renamed into place, its info.json (ModelInfo and metadata) last. Writing an
+entry removes the entries it replaces (prune_stale): beside the checkpoint, every older conversion
+of that file name for the same backend and precision; in a shared cache folder, those of the same
+content only (another folder's checkpoint may have the same name); and temporary folders of that
+name left by a killed run. A run that
 finds its entry imports neither TensorFlow nor Keras. OpenVINO's usage telemetry is kept off: its
 package is hidden before OpenVINO is imported, so OpenVINO's converter uses its built-in stub.
 
@@ -29,6 +33,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -369,6 +374,32 @@ def cache_entry_name(files, backend: str, precision: str) -> str:
     return f"{stem}-{content_key(files)[:20]}-{backend}-{version(backend)}-{precision}-v{CACHE_VERSION}"
 
 
+STALE_TEMPORARY_SECONDS = 3600  # a temporary entry folder this old belongs to no live conversion
+
+
+def prune_stale(place: Path, name: str, files, backend: str, precision: str) -> list[Path]:
+    """Remove the entries in `place` that the freshly written entry `name` replaces; returns them.
+
+    Beside the checkpoint (place is its .sr-cache) any content key counts, since the file name names
+    one checkpoint; in a shared folder only the same content key (older backend or cache versions)."""
+    stem = files[0].name.split(".")[0]
+    beside = place == files[0].parent / CACHE_FOLDER
+    key = r"[0-9a-f]{20}" if beside else re.escape(content_key(files)[:20])
+    entry = re.compile(rf"{re.escape(stem)}-{key}-{re.escape(backend)}-.+-{re.escape(precision)}-v\d+")
+    removed = []
+    for folder in place.iterdir():
+        stale = folder.name != name and entry.fullmatch(folder.name) is not None
+        if folder.name.startswith(f".{stem}-") and folder.is_dir():  # a killed run's temporary folder
+            try:
+                stale = time.time() - folder.stat().st_mtime > STALE_TEMPORARY_SECONDS
+            except OSError:
+                continue
+        if stale and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def _read_entry(folder: Path, model_file: str):
     try:
         info = json.loads((folder / "info.json").read_text())
@@ -486,6 +517,7 @@ def prepare(source, backend: str = "auto", precision: str = "float32") -> Prepar
             folder = _write_entry(place, name, lambda path: convert(model, path), model_file, info, meta)
         except OSError:
             continue  # not writable (site-packages, a read-only share): the next place
+        prune_stale(place, name, files, backend, "float32")
         return Prepared(runner_class(folder / model_file), info, meta, backend, precision,
                         f"converted in {time.perf_counter() - start:.1f} s, cached in {_shown(folder)}")
     with tempfile.TemporaryDirectory(prefix="sr-convert-") as tmp:  # no cache: convert for this run

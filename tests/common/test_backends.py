@@ -110,6 +110,42 @@ def test_cached_conversion_is_reused(backend, tmp_path, monkeypatch):
     # new weights, new key: the old conversion is not used
     checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
     assert "converted in" in Upscaler(str(path), backend=backend).description
+    # ... and it replaces the old one
+    assert [p.name for p in (tmp_path / backends.CACHE_FOLDER).iterdir()] != [entries[0].name]
+    assert len(list((tmp_path / backends.CACHE_FOLDER).iterdir())) == 1
+
+
+def test_prune_stale_keeps_other_checkpoints_and_live_temporaries(tmp_path):
+    here = tmp_path / "weights"
+    here.mkdir()
+    files = [here / "m.h5"]
+    files[0].write_bytes(b"weights")
+    key = backends.content_key(files)[:20]
+    other_key = "0" * 20 if key != "0" * 20 else "1" * 20
+
+    def entries(place, *names):
+        for n in names:
+            (place / n).mkdir(parents=True)
+        return place
+
+    beside = entries(here / backends.CACHE_FOLDER, f"m-{key}-openvino-9.0-float32-v2",
+                     f"m-{key}-openvino-8.0-float32-v2", f"m-{other_key}-openvino-9.0-float32-v1",
+                     f"m-{key}-onnxruntime-1.0-float32-v2", f"m2-{key}-openvino-9.0-float32-v2",
+                     f"m-{key}-openvino-9.0-bfloat16-v2", f".m-{key}-openvino-9.0-float32-v2.old",
+                     f".m-{key}-openvino-9.0-float32-v2.new")
+    old = beside / f".m-{key}-openvino-9.0-float32-v2.old"
+    os.utime(old, (0, 0))
+    new = f"m-{key}-openvino-9.0-float32-v2"
+    removed = backends.prune_stale(beside, new, files, "openvino", "float32")
+    assert sorted(p.name for p in removed) == sorted([f"m-{key}-openvino-8.0-float32-v2",
+                                                       f"m-{other_key}-openvino-9.0-float32-v1", old.name])
+    assert len(list(beside.iterdir())) == 5
+    # a shared folder: another folder's m.h5 (other content) keeps its entry
+    shared = entries(tmp_path / "shared-cache", new, f"m-{key}-openvino-8.0-float32-v1",
+                     f"m-{other_key}-openvino-8.0-float32-v1")
+    removed = backends.prune_stale(shared, new, files, "openvino", "float32")
+    assert [p.name for p in removed] == [f"m-{key}-openvino-8.0-float32-v1"]
+    assert sorted(p.name for p in shared.iterdir()) == sorted([new, f"m-{other_key}-openvino-8.0-float32-v1"])
 
 
 def test_unwritable_checkpoint_folder_uses_the_user_cache(tmp_path, monkeypatch):
