@@ -136,6 +136,19 @@ class DiscriminatorLoss:
         return f"DiscriminatorLoss(weight={self.weight:g})"
 
 
+def r1_penalty(discriminator, real, training: bool = True):
+    """(logits of `real`, E over the batch of |grad_x logit(x)|^2 at the real images): the R1 penalty
+    (Mescheder et al., 2018), which keeps a discriminator from growing steep around the data and
+    saturating. Call it inside the discriminator's gradient tape, which differentiates it again."""
+    real = _f32(real)
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        logits = discriminator(real, training=training)
+        total = tf.reduce_sum(_f32(logits))  # under batch norm (training) it couples the batch's images
+    grad = tape.gradient(total, real)
+    return logits, tf.reduce_mean(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]))
+
+
 def relativistic_logits(a_logits, b_logits):
     """Logit of D_Ra(a, b) = sigmoid(C(a) - E_b[C(b)]) (Jolicoeur-Martineau; the expectation over
     the replica's batch)."""

@@ -9,7 +9,8 @@ the discriminator sees this step's generated images):
 
 with D_Ra(a, b) = sigmoid(C(a) - E[C(b)]) (esrgan.losses). Images stay in [0, 1], the generator's
 and the discriminator's range. It returns d_loss, g_loss (total), percep, ra, l1 (the weighted
-terms), and d_real = E[D_Ra(x_r, x_f)], d_fake = E[D_Ra(x_f, x_r)] (probabilities: how sure D is
+terms), r1 (with `r1_weight` > 0: the unweighted R1 penalty E|grad D(x_r)|^2, of which D minimises
+r1_weight / 2 times), and d_real = E[D_Ra(x_r, x_f)], d_fake = E[D_Ra(x_f, x_r)] (probabilities: how sure D is
 that real images look more realistic than generated ones, and the reverse).
 
 `PSNRTrainer` is the first stage: the generator alone on L1.
@@ -24,6 +25,7 @@ distributed data parallelism. The returned figures are per-replica means, which 
 import common  # noqa: F401  (quiet TensorFlow import)
 import tensorflow as tf
 
+from common.losses import r1_penalty
 from common.training import AdversarialModel, GeneratorTrainer, num_replicas
 from esrgan.losses import L1Loss, RelativisticDiscriminatorLoss
 
@@ -33,24 +35,33 @@ METRICS = ("d_loss", "g_loss", "percep", "ra", "l1", "d_real", "d_fake")
 class ESRGAN(AdversarialModel):
     """RRDB generator and VGG-style discriminator, trained with the relativistic average GAN."""
 
-    def __init__(self, generator, discriminator, generator_loss, discriminator_loss=None, **kwargs):
+    def __init__(self, generator, discriminator, generator_loss, discriminator_loss=None, r1_weight: float = 0.0,
+                 **kwargs):
         """`generator_loss`: esrgan.losses.GeneratorLoss (perceptual, relativistic and L1 parts);
-        `discriminator_loss`: RelativisticDiscriminatorLoss (default)."""
+        `discriminator_loss`: RelativisticDiscriminatorLoss (default); `r1_weight`: gamma of the R1
+        penalty gamma/2 * E|grad D(x_r)|^2 added to the discriminator's loss (0: off, the paper)."""
         super().__init__(generator, discriminator, **kwargs)
+        if r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0, not {r1_weight}")
         self.generator_loss = generator_loss
         self.discriminator_loss = discriminator_loss or RelativisticDiscriminatorLoss()
+        self.r1_weight = float(r1_weight)
 
     @tf.autograph.experimental.do_not_convert  # no Python control flow to convert
     def train_step(self, data):
         lr, hr = data[0], tf.cast(data[1], tf.float32)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             sr = self.generator(lr, training=True)
-            real_logits = self.discriminator(hr, training=True)
+            if self.r1_weight:
+                real_logits, r1 = r1_penalty(self.discriminator, hr)
+            else:
+                real_logits, r1 = self.discriminator(hr, training=True), None
             fake_logits = self.discriminator(sr, training=True)
             d_loss = self.discriminator_loss(real_logits, fake_logits)
             parts = self.generator_loss(hr, sr, real_logits, fake_logits)
             n = num_replicas()
-            g_scaled, d_scaled = parts["total"] / n, d_loss / n
+            d_total = d_loss if r1 is None else d_loss + 0.5 * self.r1_weight * r1
+            g_scaled, d_scaled = parts["total"] / n, d_total / n
         # Each tape differentiates its own loss for its own network only; both before any update.
         g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
         g_grads, d_grads = g_tape.gradient(g_scaled, g_vars), d_tape.gradient(d_scaled, d_vars)
@@ -58,12 +69,13 @@ class ESRGAN(AdversarialModel):
         self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
         real = tf.cast(real_logits, tf.float32)
         fake = tf.cast(fake_logits, tf.float32)
-        return {
+        out = {
             "d_loss": d_loss, "g_loss": parts["total"], "percep": parts["perceptual"], "ra": parts["gan"],
             "l1": parts["l1"],
             "d_real": tf.reduce_mean(tf.sigmoid(real - tf.reduce_mean(fake))),
             "d_fake": tf.reduce_mean(tf.sigmoid(fake - tf.reduce_mean(real))),
         }
+        return out if r1 is None else {**out, "r1": r1}
 
 
 class PSNRTrainer(GeneratorTrainer):

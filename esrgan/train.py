@@ -115,6 +115,7 @@ def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None, vgg_w
         meta.update(perceptual_weight=config.perceptual_weight, gan_weight=config.gan_weight,
                     l1_weight=config.l1_weight, perceptual=perceptual_description(config, vgg_weights),
                     lowpass_weight=config.lowpass_weight, ema_decay=config.ema_decay, d_warmup=config.d_warmup,
+                    r1_weight=config.r1_weight,
                     init=None if init is None else str(init))
     return meta
 
@@ -141,7 +142,7 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
             if on_disc:
                 losses = make_losses(config, vgg_weights, disc)
             d_optimizer = make_optimizer(config)
-            model = ESRGAN(generator, disc, *losses)
+            model = ESRGAN(generator, disc, *losses, r1_weight=config.r1_weight)
             model.compile(g_optimizer, d_optimizer)
             trackables.update(discriminator=disc, d_optimizer=d_optimizer)
 

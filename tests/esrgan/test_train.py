@@ -282,3 +282,37 @@ def test_a_new_gan_run_can_start_its_discriminator_from_another_runs(data, tmp_p
         assert esrgan_train.main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: --init-discriminator") and message in err and err.count("\n") == 1
+
+
+def test_r1_penalty_is_the_squared_input_gradient_of_the_real_logits():
+    from common.losses import r1_penalty
+
+    keras.utils.set_random_seed(0)
+    linear = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(1, use_bias=False)])
+    x = np.random.default_rng(0).uniform(0, 1, (3, 4, 4, 3)).astype(np.float32)
+    logits, penalty = r1_penalty(linear, x)
+    kernel = linear.layers[-1].kernel.numpy()
+    np.testing.assert_allclose(logits.numpy(), x.reshape(3, -1) @ kernel, rtol=1e-5)
+    assert float(penalty) == pytest.approx(float(np.sum(kernel ** 2)), rel=1e-5)  # grad of w.x is w, per image
+
+
+def test_r1_weight_changes_only_the_discriminators_update():
+    rng = np.random.default_rng(1)
+    hr = rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+    lr = tf.image.resize(hr, (8, 8), "area").numpy()
+    config = PRESETS["tiny"]
+    after = {}
+    for r1_weight in (0.0, 10.0):
+        keras.utils.set_random_seed(0)
+        gen, disc = rrdb_generator(**TINY_G), discriminator(patch=32, num_filters=8)
+        model = ESRGAN(gen, disc, *esrgan_train.make_losses(config, vgg_weights=None), r1_weight=r1_weight)
+        model.compile(esrgan_train.make_optimizer(config), esrgan_train.make_optimizer(config))
+        out = {k: float(v) for k, v in model.train_step((lr, hr)).items()}
+        after[r1_weight] = (out, values(gen.trainable_variables), values(disc.trainable_variables))
+    (plain, g0, d0), (with_r1, g1, d1) = after[0.0], after[10.0]
+    assert "r1" not in plain and with_r1["r1"] > 0 and set(with_r1) == set(METRICS) | {"r1"}
+    assert with_r1["d_loss"] == pytest.approx(plain["d_loss"], rel=1e-5)  # reported without the penalty
+    assert all(np.array_equal(a, b) for a, b in zip(g0, g1))  # G's step is scored before D's update
+    assert any(not np.allclose(a, b) for a, b in zip(d0, d1))
+    with pytest.raises(ValueError, match="r1_weight"):
+        ESRGAN(gen, disc, *esrgan_train.make_losses(config, vgg_weights=None), r1_weight=-1.0)
