@@ -369,9 +369,12 @@ def cache_places(checkpoint: Path) -> list[Path]:
     return [checkpoint.parent / CACHE_FOLDER, Path(base) / "sr-thesis"]
 
 
+def _stem(files) -> str:
+    return files[0].name.split(".")[0]
+
+
 def cache_entry_name(files, backend: str, precision: str) -> str:
-    stem = files[0].name.split(".")[0]
-    return f"{stem}-{content_key(files)[:20]}-{backend}-{version(backend)}-{precision}-v{CACHE_VERSION}"
+    return f"{_stem(files)}-{content_key(files)[:20]}-{backend}-{version(backend)}-{precision}-v{CACHE_VERSION}"
 
 
 STALE_TEMPORARY_SECONDS = 3600  # a temporary entry folder this old belongs to no live conversion
@@ -382,19 +385,22 @@ def prune_stale(place: Path, name: str, files, backend: str, precision: str) -> 
 
     Beside the checkpoint (place is its .sr-cache) any content key counts, since the file name names
     one checkpoint; in a shared folder only the same content key (older backend or cache versions)."""
-    stem = files[0].name.split(".")[0]
+    stem = _stem(files)
     beside = place == files[0].parent / CACHE_FOLDER
-    key = r"[0-9a-f]{20}" if beside else re.escape(content_key(files)[:20])
+    key = r"[0-9a-f]{20}" if beside else re.escape(name[len(stem) + 1:][:20])  # the key `name` was made with
     entry = re.compile(rf"{re.escape(stem)}-{key}-{re.escape(backend)}-.+-{re.escape(precision)}-v\d+")
     removed = []
     for folder in place.iterdir():
-        stale = folder.name != name and entry.fullmatch(folder.name) is not None
-        if folder.name.startswith(f".{stem}-") and folder.is_dir():  # a killed run's temporary folder
+        if not folder.is_dir():
+            continue
+        if folder.name.startswith(f".{stem}-"):  # a killed run's temporary folder
             try:
                 stale = time.time() - folder.stat().st_mtime > STALE_TEMPORARY_SECONDS
             except OSError:
                 continue
-        if stale and folder.is_dir():
+        else:
+            stale = folder.name != name and entry.fullmatch(folder.name) is not None
+        if stale:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
