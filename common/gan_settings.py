@@ -1,4 +1,4 @@
-"""Settings the GAN chapters' configs share: the collapse guard's fields, the weight average and the names of the
+"""Settings the GAN chapters' configs share: the collapse guard's fields, the weight average, the R1 penalty and the names of the
 perceptual (feature) networks. Standard library only: config modules (and the chapter specs that
 the library reads without loading TensorFlow) import it."""
 from dataclasses import dataclass
@@ -26,6 +26,15 @@ class GANStageSettings:
     init_discriminator: str = setting("", "gan stage: a run folder (its latest checkpoint) or a .weights.h5 "
                                       "file to start the discriminator from instead of new weights (a run "
                                       "going on from an exported generator)")
+    r1_weight: float = setting(0.0, "gan stage: gamma of the R1 penalty gamma/2 * E|grad D(HR)|^2 in the "
+                               "discriminator's loss (Mescheder et al., 2018), against a discriminator that "
+                               "saturates (0: off, as in the papers)")
+
+    def check_gan_settings(self) -> None:
+        """Raise ValueError for a perceptual network or an R1 weight the GAN stages cannot use."""
+        check_perceptual(self.perceptual)
+        if self.r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0, not {self.r1_weight}")
 
 
 def check_perceptual(name: str) -> None:

@@ -10,7 +10,7 @@ milestones follow the official training options (PSNR: 10^6 updates; GAN: 4*10^5
 from dataclasses import dataclass, replace
 
 from common.config_cli import setting
-from common.gan_settings import GANStageSettings, check_perceptual
+from common.gan_settings import GANStageSettings
 
 STAGES = ("psnr", "gan")
 
@@ -59,9 +59,6 @@ class ESRGANConfig(GANStageSettings):
     d_warmup: int = setting(0, "gan stage: the first updates train the discriminator alone (the generator's "
                             "learning rate is 0 and its Adam moments warm up), so a new discriminator is "
                             "informative before it steers the generator", unit="updates")
-    r1_weight: float = setting(0.0, "gan stage: gamma of the R1 penalty gamma/2 * E|grad D(HR)|^2 in the "
-                               "discriminator's loss (Mescheder et al., 2018), against a discriminator that "
-                               "saturates (0: off, as in the paper)")
     # bookkeeping
     val_data: str = setting("Set5", "validation folder under ../shared/data, or a path")
     val_samples: tuple[str, ...] = setting(("butterfly",), "validation images logged to TensorBoard (none given: "
@@ -78,9 +75,7 @@ class ESRGANConfig(GANStageSettings):
             raise ValueError(f"hr_patch {self.hr_patch} is not a multiple of the scale {self.scale}")
         if self.stage == "gan" and self.hr_patch % 32:
             raise ValueError(f"the discriminator needs hr_patch to be a multiple of 32, not {self.hr_patch}")
-        check_perceptual(self.perceptual)
-        if self.r1_weight < 0:
-            raise ValueError(f"r1_weight must be >= 0, not {self.r1_weight}")
+        self.check_gan_settings()
         if self.d_warmup < 0:
             raise ValueError(f"d_warmup must be >= 0, not {self.d_warmup}")
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m < 1 for m in self.lr_milestones):

@@ -8,7 +8,7 @@ here train on T91 + BSD200 from ../shared/data, so expect lower numbers than the
 from dataclasses import dataclass, replace
 
 from common.config_cli import setting
-from common.gan_settings import GANStageSettings, check_perceptual
+from common.gan_settings import GANStageSettings
 
 STAGES = ("pretrain", "gan")
 CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
@@ -76,7 +76,7 @@ class SRGANConfig(GANStageSettings):
             raise ValueError(f"the discriminator needs hr_patch to be a multiple of 16, not {self.hr_patch}")
         if self.d_steps < 1:
             raise ValueError("d_steps must be at least 1")
-        check_perceptual(self.perceptual)
+        self.check_gan_settings()
         if self.disc_init not in ("random", "krasserm"):
             raise ValueError(f"disc_init must be random or krasserm, not {self.disc_init!r}")
         if self.disc_init == "krasserm" and self.hr_patch != 96:

@@ -9,7 +9,8 @@ pass but scoring it with the just-updated discriminator (Goodfellow et al.'s alt
 
 Images are compared in the generator's output range [-1, 1] (HR is mapped there). The step
 returns d_loss, g_loss (the perceptual loss), content, adversarial, d_real = mean D(HR) and
-d_fake = mean D(G(LR)) (probabilities, from the last discriminator update).
+d_fake = mean D(G(LR)) (probabilities, from the last discriminator update), and with `r1_weight` > 0
+r1, the unweighted R1 penalty E|grad D(HR)|^2 (D minimises r1_weight / 2 times it; Mescheder et al.).
 
 Distribution: the loss objects give means over a replica's batch; each is divided by the number
 of replicas before differentiation, and the optimizers sum gradients over replicas, so updates
@@ -20,6 +21,7 @@ The returned figures are per-replica means, which the caller averages over repli
 import common  # noqa: F401  (quiet TensorFlow import)
 import tensorflow as tf
 
+from common.losses import r1_penalty
 from common.training import AdversarialModel, GeneratorTrainer, num_replicas
 
 METRICS = ("d_loss", "g_loss", "content", "adversarial", "d_real", "d_fake")
@@ -34,10 +36,13 @@ class SRGAN(AdversarialModel):
     """Generator (SRResNet) and discriminator trained by alternating Adam steps."""
 
     def __init__(self, generator, discriminator, content_loss, adversarial_loss, discriminator_loss,
-                 tv_loss=None, d_steps: int = 1, **kwargs):
+                 tv_loss=None, d_steps: int = 1, r1_weight: float = 0.0, **kwargs):
         super().__init__(generator, discriminator, **kwargs)
         if d_steps < 1:
             raise ValueError("d_steps must be at least 1")
+        if r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0, not {r1_weight}")
+        self.r1_weight = float(r1_weight)
         self.content_loss = content_loss
         self.adversarial_loss = adversarial_loss
         self.discriminator_loss = discriminator_loss
@@ -45,18 +50,23 @@ class SRGAN(AdversarialModel):
         self.d_steps = int(d_steps)
 
     def discriminator_step(self, hr, sr):
-        """One discriminator update on real `hr` and generated `sr` (both in [-1, 1])."""
+        """One discriminator update on real `hr` and generated `sr` (both in [-1, 1]): its loss (without
+        the R1 term), d_real, d_fake and the R1 penalty (None when off)."""
         sr = tf.stop_gradient(sr)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(hr, training=True)
+            if self.r1_weight:
+                real_logits, r1 = r1_penalty(self.discriminator, hr)
+            else:
+                real_logits, r1 = self.discriminator(hr, training=True), None
             fake_logits = self.discriminator(sr, training=True)
             loss = self.discriminator_loss(real_logits, fake_logits)
-            scaled = loss / num_replicas()
+            total = loss if r1 is None else loss + 0.5 * self.r1_weight * r1
+            scaled = total / num_replicas()
         weights = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
         d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
         d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
-        return loss, d_real, d_fake
+        return loss, d_real, d_fake, r1
 
     @tf.autograph.experimental.do_not_convert  # plain Python control flow: tracing is faster
     def train_step(self, data):
@@ -70,7 +80,7 @@ class SRGAN(AdversarialModel):
         with tf.GradientTape() as tape:
             sr = self.generator(lr, training=True)
             with tape.stop_recording():
-                d_loss, d_real, d_fake = self.discriminator_step(hr, sr)
+                d_loss, d_real, d_fake, r1 = self.discriminator_step(hr, sr)
             fake_logits = self.discriminator(sr, training=True)
             content = self.content_loss(hr, sr)
             adversarial = self.adversarial_loss(fake_logits)
@@ -80,8 +90,9 @@ class SRGAN(AdversarialModel):
             scaled = g_loss / num_replicas()
         weights = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-        return {"d_loss": d_loss, "g_loss": g_loss, "content": content, "adversarial": adversarial,
-                "d_real": d_real, "d_fake": d_fake}
+        out = {"d_loss": d_loss, "g_loss": g_loss, "content": content, "adversarial": adversarial,
+               "d_real": d_real, "d_fake": d_fake}
+        return out if r1 is None else {**out, "r1": r1}
 
 
 class SRResNetTrainer(GeneratorTrainer):

@@ -69,7 +69,7 @@ def checkpoint_meta(config: SRGANConfig, steps: int, val_psnr, init=None, vgg_we
     if config.stage == "gan":
         meta.update(adversarial_weight=config.adversarial_weight, tv_weight=config.tv_weight,
                     init=None if init is None else str(init), pixel_weight=config.pixel_weight,
-                    lowpass_weight=config.lowpass_weight, ema_decay=config.ema_decay)
+                    lowpass_weight=config.lowpass_weight, ema_decay=config.ema_decay, r1_weight=config.r1_weight)
     if config.content_loss.startswith("vgg"):
         meta.update(perceptual=perceptual_description(config, vgg_weights), content_weight=config.content_weight)
     return meta
@@ -112,7 +112,7 @@ def build(config: SRGANConfig, run_dir, strategy_name: str = "default", init=Non
             d_optimizer = make_optimizer(config, updates_per_step=k)
             model = SRGAN(generator, disc, content, AdversarialLoss(config.adversarial_weight),
                           DiscriminatorLoss(), TotalVariation(config.tv_weight) if config.tv_weight else None,
-                          d_steps=k)
+                          d_steps=k, r1_weight=config.r1_weight)
             model.compile(g_optimizer, d_optimizer)
             trackables.update(discriminator=disc, d_optimizer=d_optimizer)
 

@@ -9,10 +9,11 @@ from srgan.losses import AdversarialLoss, DiscriminatorLoss, PixelMSE, TotalVari
 from srgan.models import discriminator, srresnet
 
 
-def tiny_gan(content=None, d_steps=1, tv=None):
+def tiny_gan(content=None, d_steps=1, tv=None, r1_weight=0.0):
     keras.utils.set_random_seed(0)
     gan = SRGAN(srresnet(num_filters=8, num_blocks=1), discriminator(patch=16, num_filters=8),
-                content or PixelMSE(), AdversarialLoss(1e-3), DiscriminatorLoss(), tv, d_steps=d_steps)
+                content or PixelMSE(), AdversarialLoss(1e-3), DiscriminatorLoss(), tv, d_steps=d_steps,
+                r1_weight=r1_weight)
     gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
     return gan
 
@@ -66,6 +67,19 @@ def test_k_discriminator_steps_per_generator_step():
     gan = tiny_gan(d_steps=2)
     gan.train_step(batch(n=4))
     assert int(gan.d_optimizer.iterations) == 2 and int(gan.g_optimizer.iterations) == 1
+
+
+def test_r1_weight_adds_the_penalty_to_the_discriminators_update_only():
+    plain, with_r1 = tiny_gan(), tiny_gan(r1_weight=10.0)
+    d_start = weights(plain.discriminator)
+    assert all(np.array_equal(a, b) for a, b in zip(d_start, weights(with_r1.discriminator)))
+    out0 = {k: float(v) for k, v in plain.train_step(batch()).items()}
+    out1 = {k: float(v) for k, v in with_r1.train_step(batch()).items()}
+    assert "r1" not in out0 and set(out1) == set(METRICS) | {"r1"} and out1["r1"] > 0
+    assert out1["d_loss"] == pytest.approx(out0["d_loss"], rel=1e-5)  # reported without the penalty
+    assert any(not np.allclose(a, b) for a, b in zip(weights(plain.discriminator), weights(with_r1.discriminator)))
+    with pytest.raises(ValueError, match="r1_weight"):
+        tiny_gan(r1_weight=-1.0)
 
 
 def test_model_fit_runs_one_step():

@@ -154,12 +154,13 @@ def test_presets_are_the_papers_variants():
 @pytest.mark.parametrize("perceptual", ["vgg-random", "disc-features"])
 def test_offline_perceptual_losses_train_and_are_named_in_the_checkpoint(data, tmp_path, perceptual):
     config = tiny(data, stage="gan", content_loss="vgg54", perceptual=perceptual, content_weight=0.5,
-                  lowpass_weight=1.0, steps=2, checkpoint_every=2, validate_every=2)
+                  lowpass_weight=1.0, steps=2, checkpoint_every=2, validate_every=2, r1_weight=0.5)
     result = srgan_train.train(config, tmp_path / "run", init=None, export=tmp_path / "g.h5", vgg_weights=None,
                                progress=False)
     assert result["step"] == 2 and np.isfinite(result["last"]["content"])
     meta = json.loads((tmp_path / "g.json").read_text())
-    assert meta["content_weight"] == 0.5 and meta["lowpass_weight"] == 1.0
+    assert meta["content_weight"] == 0.5 and meta["lowpass_weight"] == 1.0 and meta["r1_weight"] == 0.5
+    assert "r1" in result["last"]
     assert ("random He-normal" if perceptual == "vgg-random" else "the GAN's own discriminator") in meta["perceptual"]
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "validation.jsonl").read_text().splitlines()]
     assert steps == [0, 2]  # a guarded run is validated at its start
