@@ -262,20 +262,25 @@ def fit_and_export(session: Session, run_dir, export, meta_fn: Callable, best: b
                    progress: bool = True) -> dict:
     """Run the session's Trainer; with `export`, the chief writes the generator: the best validated
     step when `best` (highest PSNR, or a GAN stage's lowest NIQE), else the last one.
-    `meta_fn(step, psnr)` gives the checkpoint's JSON. Returns the Trainer's result + "exported"."""
+    `meta_fn(step, psnr)` gives the checkpoint's JSON, to which the step's validation NIQE is added
+    as "val_niqe" when it was measured. Returns the Trainer's result + "exported"."""
     trainer, generator, run_dir = session.trainer, session.generator, Path(run_dir)
     result = trainer.fit()
     result["exported"] = None
     if export and not result["stopped"] and trainer.chief:
         from common.checkpoints import save_model
 
-        step, psnr = result["step"], None
+        step, record = result["step"], None
         if best and trainer.restore_best():
-            step, psnr = trainer.best["step"], trainer.best["psnr"]
+            step, record = trainer.best["step"], trainer.best
         else:
             last = [v for v in read_jsonl(run_dir / "validation.jsonl") if v["step"] == step]
-            psnr = last[-1]["psnr"] if last else None
-        path = save_model(generator, export, meta_fn(step, psnr))
+            record = last[-1] if last else None
+        psnr = None if record is None else record["psnr"]
+        meta = meta_fn(step, psnr)
+        if record is not None and record.get("niqe") is not None:
+            meta["val_niqe"] = float(record["niqe"])
+        path = save_model(generator, export, meta)
         export_history(run_dir, path)
         result["exported"] = str(path)
         if progress:

@@ -88,6 +88,7 @@ def test_psnr_cli_runs_two_steps_and_exports_a_reloadable_checkpoint(data, tmp_p
     assert meta["degradation"] == "bicubic" and meta["training_data"] == str(data / "train")
     best = json.loads((run_dir / "best.json").read_text())
     assert meta["steps"] == best["step"] and meta["val_psnr"] == pytest.approx(best["psnr"])
+    assert "val_niqe" not in meta  # a PSNR stage does not measure it
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [1, 2] and all(h["l1"] > 0 for h in history)
     assert (run_dir / "logs").is_dir()
@@ -175,6 +176,21 @@ def test_gan_stage_on_an_offline_perceptual_network_names_it_in_the_checkpoint(d
     meta = json.loads((tmp_path / "g.json").read_text())
     assert meta["lowpass_weight"] == 1.0 and meta["perceptual_weight"] == 0.2
     assert ("own discriminator" if perceptual == "disc-features" else "krasserm") in meta["perceptual"]
+
+
+def test_a_gan_stage_export_records_the_validation_niqe_it_was_chosen_by(tmp_path):
+    # validation images large enough for NIQE's 96x96 blocks
+    (tmp_path / "data").mkdir()
+    big = sinusoid_folders(tmp_path / "data", 200, 200, max_freq=6, amplitude=0.3, noise=0.05)
+    config = tiny(big, stage="gan", perceptual="disc-features", steps=4, lr_milestones=(), validate_every=2,
+                  checkpoint_every=2, max_psnr_drop=100.0, max_colour_shift=1.0)
+    esrgan_train.train(config, tmp_path / "run", init=None, export=tmp_path / "g.h5", vgg_weights=None,
+                       progress=False)
+    validated = {v["step"]: v for v in map(json.loads, (tmp_path / "run" / "validation.jsonl").read_text().splitlines())}
+    meta, best = json.loads((tmp_path / "g.json").read_text()), json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["niqe"] == min(validated[s]["niqe"] for s in (2, 4))  # the step 0 start is not a candidate
+    assert meta["steps"] == best["step"] and meta["val_niqe"] == pytest.approx(best["niqe"])
+    assert meta["val_psnr"] == pytest.approx(validated[best["step"]]["psnr"])
 
 
 def test_feature_matching_on_the_own_discriminator_moves_with_its_weights():
