@@ -318,6 +318,7 @@ class Trainer:
         steps_per_call: int = 1,
         hooks: Iterable[tuple[Iterable[int], Callable[[int], None]]] = (),
         tensorboard: bool = True,
+        deterministic: bool = True,
     ):
         """`step`: a `TrainStep`, or a bare `step_fn(batch)` with its `trackables`. `run_dir` is
         written by the chief only (None: nothing is written, see the module notes); the trackables
@@ -334,6 +335,10 @@ class Trainer:
 
         An optimizer's constant learning rate is part of its checkpoint; a resumed run uses the
         rate it was built with (the run's config), so a changed `--lr` takes effect.
+
+        `deterministic` turns on TensorFlow's op determinism for the whole process
+        (tf.config.experimental.enable_op_determinism): without it, two runs resumed from one
+        checkpoint drift apart at full size, so a resumed run would not equal an uninterrupted one.
 
         `run_eagerly`: no tf.function (tracing a large step can cost more than a short run);
         `description` labels the progress bar and the messages of a stopped run.
@@ -353,6 +358,8 @@ class Trainer:
         step, whose summaries would cost more than its steps)."""
         if steps_per_call < 1:
             raise ValueError(f"steps_per_call must be at least 1, not {steps_per_call}")
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
         self.steps_per_call = int(steps_per_call)
         self.hooks = [(sorted(set(int(s) for s in steps)), fn) for steps, fn in hooks]
         if total_steps is None:

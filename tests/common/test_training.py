@@ -390,3 +390,19 @@ def test_hooks_run_after_their_steps_and_before_the_checkpoint(tmp_path):
     restored = tf.train.Checkpoint(marker=tf.Variable(0.0))
     restored.restore(str(tmp_path / "many" / "checkpoints" / "ckpt-4")).expect_partial()
     assert float(restored.marker.numpy()) == 4.0  # the hook at step 4 ran before its checkpoint
+
+
+def test_a_trainer_turns_on_op_determinism_unless_told_not_to(tmp_path):
+    # Full-size runs resumed twice from one checkpoint drifted apart without it, so bit-exact resume needs it.
+    from tensorflow.python.framework import config as tf_config
+
+    was_on = tf_config.is_op_determinism_enabled()
+    try:
+        tf_config.disable_op_determinism()
+        build(None, 2, deterministic=False)
+        assert not tf_config.is_op_determinism_enabled()
+        trainer, _, _ = build(None, 2)
+        assert tf_config.is_op_determinism_enabled()
+        assert trainer.fit()["step"] == 2  # the step's ops run under it
+    finally:
+        (tf_config.enable_op_determinism if was_on else tf_config.disable_op_determinism)()
