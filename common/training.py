@@ -44,6 +44,7 @@ import tensorflow as tf
 
 import common  # noqa: F401
 from common.files import atomic_write_bytes, write_json
+from common.losses import r1_penalty
 
 
 class TrainingCollapsed(RuntimeError):
@@ -216,12 +217,29 @@ class GeneratorTrainer(keras.Model):
 
 class AdversarialModel(keras.Model):
     """Base of the two-network GANs (SRGAN, ESRGAN): `compile(g_optimizer, d_optimizer)` and the
-    generator as the model's forward pass; subclasses write `train_step`. A `TrainStep`."""
+    generator as the model's forward pass; subclasses write `train_step`. A `TrainStep`.
 
-    def __init__(self, generator, discriminator, **kwargs):
+    `r1_weight`: gamma of the R1 penalty gamma/2 * E|grad D(HR)|^2 (Mescheder et al., 2018) that a
+    subclass adds to its discriminator's loss with `score_real` and `with_r1` (0: off, the papers)."""
+
+    def __init__(self, generator, discriminator, r1_weight: float = 0.0, **kwargs):
         super().__init__(**kwargs)
+        if r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0, not {r1_weight}")
         self.generator = generator
         self.discriminator = discriminator
+        self.r1_weight = float(r1_weight)
+
+    def score_real(self, hr):
+        """(D's logits of `hr`, the unweighted R1 penalty or None when off); call it inside the
+        discriminator's gradient tape."""
+        if not self.r1_weight:
+            return self.discriminator(hr, training=True), None
+        return r1_penalty(self.discriminator, hr)
+
+    def with_r1(self, d_loss, r1):
+        """The discriminator's loss to minimise: `d_loss` plus r1_weight / 2 times the penalty."""
+        return d_loss if r1 is None else d_loss + 0.5 * self.r1_weight * r1
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(optimizer=None, **kwargs)

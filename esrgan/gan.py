@@ -25,7 +25,6 @@ distributed data parallelism. The returned figures are per-replica means, which 
 import common  # noqa: F401  (quiet TensorFlow import)
 import tensorflow as tf
 
-from common.losses import r1_penalty
 from common.training import AdversarialModel, GeneratorTrainer, num_replicas
 from esrgan.losses import L1Loss, RelativisticDiscriminatorLoss
 
@@ -40,28 +39,21 @@ class ESRGAN(AdversarialModel):
         """`generator_loss`: esrgan.losses.GeneratorLoss (perceptual, relativistic and L1 parts);
         `discriminator_loss`: RelativisticDiscriminatorLoss (default); `r1_weight`: gamma of the R1
         penalty gamma/2 * E|grad D(x_r)|^2 added to the discriminator's loss (0: off, the paper)."""
-        super().__init__(generator, discriminator, **kwargs)
-        if r1_weight < 0:
-            raise ValueError(f"r1_weight must be >= 0, not {r1_weight}")
+        super().__init__(generator, discriminator, r1_weight=r1_weight, **kwargs)
         self.generator_loss = generator_loss
         self.discriminator_loss = discriminator_loss or RelativisticDiscriminatorLoss()
-        self.r1_weight = float(r1_weight)
 
     @tf.autograph.experimental.do_not_convert  # no Python control flow to convert
     def train_step(self, data):
         lr, hr = data[0], tf.cast(data[1], tf.float32)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             sr = self.generator(lr, training=True)
-            if self.r1_weight:
-                real_logits, r1 = r1_penalty(self.discriminator, hr)
-            else:
-                real_logits, r1 = self.discriminator(hr, training=True), None
+            real_logits, r1 = self.score_real(hr)
             fake_logits = self.discriminator(sr, training=True)
             d_loss = self.discriminator_loss(real_logits, fake_logits)
             parts = self.generator_loss(hr, sr, real_logits, fake_logits)
             n = num_replicas()
-            d_total = d_loss if r1 is None else d_loss + 0.5 * self.r1_weight * r1
-            g_scaled, d_scaled = parts["total"] / n, d_total / n
+            g_scaled, d_scaled = parts["total"] / n, self.with_r1(d_loss, r1) / n
         # Each tape differentiates its own loss for its own network only; both before any update.
         g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
         g_grads, d_grads = g_tape.gradient(g_scaled, g_vars), d_tape.gradient(d_scaled, d_vars)

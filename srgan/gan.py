@@ -21,7 +21,6 @@ The returned figures are per-replica means, which the caller averages over repli
 import common  # noqa: F401  (quiet TensorFlow import)
 import tensorflow as tf
 
-from common.losses import r1_penalty
 from common.training import AdversarialModel, GeneratorTrainer, num_replicas
 
 METRICS = ("d_loss", "g_loss", "content", "adversarial", "d_real", "d_fake")
@@ -37,12 +36,9 @@ class SRGAN(AdversarialModel):
 
     def __init__(self, generator, discriminator, content_loss, adversarial_loss, discriminator_loss,
                  tv_loss=None, d_steps: int = 1, r1_weight: float = 0.0, **kwargs):
-        super().__init__(generator, discriminator, **kwargs)
+        super().__init__(generator, discriminator, r1_weight=r1_weight, **kwargs)
         if d_steps < 1:
             raise ValueError("d_steps must be at least 1")
-        if r1_weight < 0:
-            raise ValueError(f"r1_weight must be >= 0, not {r1_weight}")
-        self.r1_weight = float(r1_weight)
         self.content_loss = content_loss
         self.adversarial_loss = adversarial_loss
         self.discriminator_loss = discriminator_loss
@@ -54,14 +50,10 @@ class SRGAN(AdversarialModel):
         the R1 term), d_real, d_fake and the R1 penalty (None when off)."""
         sr = tf.stop_gradient(sr)
         with tf.GradientTape() as tape:
-            if self.r1_weight:
-                real_logits, r1 = r1_penalty(self.discriminator, hr)
-            else:
-                real_logits, r1 = self.discriminator(hr, training=True), None
+            real_logits, r1 = self.score_real(hr)
             fake_logits = self.discriminator(sr, training=True)
             loss = self.discriminator_loss(real_logits, fake_logits)
-            total = loss if r1 is None else loss + 0.5 * self.r1_weight * r1
-            scaled = total / num_replicas()
+            scaled = self.with_r1(loss, r1) / num_replicas()
         weights = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
         d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
