@@ -28,11 +28,11 @@ import numpy as np
 import common  # noqa: F401  (quiet TensorFlow import)
 import tensorflow as tf
 
-from common.degradations import DEGRADATIONS, degrade, degrade_tf, upsample_bicubic_tf
+from common.degradations import degrade, make_degradation, upsample_bicubic_tf
 from common.images import decode_rgb, list_images, mod_crop, read_image, rgb_to_y_tf, to_uint8
 
 # Salts separate the random streams that share one seed.
-_PERM_SALT, _CROP_SALT = 0x5EED, 0xC0B
+_PERM_SALT, _CROP_SALT, _DEGRADE_SALT = 0x5EED, 0xC0B, 0xDE6
 _TF_DECODABLE = (".png", ".bmp", ".jpg", ".jpeg", ".gif")
 _MAX_INDEX = np.iinfo(np.int64).max
 
@@ -144,7 +144,7 @@ def train_dataset(
     scale: int,
     hr_patch: int = 96,
     batch_size: int = 16,
-    degradation: str = "bicubic",
+    degradation="bicubic",
     augment: bool = True,
     seed: int = 0,
     repeat: bool = True,
@@ -154,6 +154,7 @@ def train_dataset(
     input_context: tf.distribute.InputContext | None = None,
     start_step: int = 0,
     patches_per_image: int | None = None,
+    degradation_options=(),
 ) -> tf.data.Dataset:
     """Batches `(lr, hr)` of random HR crops and their degraded LR versions (float32, [0, 1]).
 
@@ -163,11 +164,13 @@ def train_dataset(
     `patches_per_image`: visits per image per epoch with `cache=True` (default 1; only sets
     the epoch length when `repeat=False`); crops per decoded file with `cache=False` (default 8).
     Images smaller than `hr_patch` are skipped (with a warning when cached).
+    `degradation`: a name of common.degradations (with `degradation_options`) or a degradation
+    object; it runs on each crop before batching, its parameters drawn from (seed, element index).
     `start_step`: the step a resumed run starts at (see the module notes); `input_context`:
     from `strategy.distribute_datasets_from_function`, for per-worker shards and batches.
     """
-    if degradation not in DEGRADATIONS:
-        raise ValueError(f"unknown degradation {degradation!r}; choose from {', '.join(DEGRADATIONS)}")
+    if isinstance(degradation, str):
+        degradation = make_degradation(degradation, degradation_options)
     if hr_patch % scale:
         raise ValueError(f"hr_patch {hr_patch} is not a multiple of the scale {scale}")
     paths, seed, batch, per_step = _shard(_image_paths(folders), int(seed), batch_size, input_context)
@@ -184,25 +187,29 @@ def train_dataset(
             y, x, draws = _crop_params(key, images.heights[k], images.widths[k], hr_patch)
             patch = images.crop(k, y, x, hr_patch)
             if augment:
-                return _augment(patch, draws, hr_patch)
-            return tf.ensure_shape(patch, [hr_patch, hr_patch, 3])
+                return i, _augment(patch, draws, hr_patch)
+            return i, tf.ensure_shape(patch, [hr_patch, hr_patch, 3])
 
         ds = _index_stream(len(images) * per_image, seed, start, repeat)
         ds = ds.map(make_patch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         ds = _decoded_patches(paths, hr_patch, augment, seed + 7919 * int(start_step), repeat,
-                              patches_per_image or 8)
+                              patches_per_image or 8).enumerate(start)
 
-    def make_pair(hr):
-        lr = _quantise(degrade_tf(hr, scale, degradation))
+    degrade_key = tf.constant([seed, _DEGRADE_SALT], tf.int64)
+    lr_patch = hr_patch // scale
+
+    def make_pair(i, hr):
+        key = tf.random.experimental.stateless_fold_in(degrade_key, i)
+        lr = tf.ensure_shape(_quantise(degradation(hr, key, scale)), [lr_patch, lr_patch, 3])
         if lr_upsampled:
             lr = upsample_bicubic_tf(lr, scale)
         if y_only:
             hr, lr = rgb_to_y_tf(hr), rgb_to_y_tf(lr)
         return lr, hr
 
-    ds = ds.batch(batch, drop_remainder=True)
     ds = ds.map(make_pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch, drop_remainder=True)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
@@ -243,12 +250,18 @@ def _decoded_patches(paths, size, augment, seed, repeat, per_image):
     return ds.shuffle(max(64, 4 * per_image), seed=seed, reshuffle_each_iteration=False)
 
 
-def eval_pairs(folders, scale: int, degradation: str = "bicubic"):
+VALIDATION_SEED = 2021  # the degraded validation sets' key: the same LR images on every run
+
+
+def eval_pairs(folders, scale: int, degradation: str = "bicubic", seed: int = VALIDATION_SEED, options=()):
     """Yield (name, hr, lr) float32 RGB arrays by the evaluation protocol.
 
     hr = mod_crop(read_image(file), scale); lr = degrade(hr) rounded to 8 bits like a saved file.
+    A random degradation (realesrgan, bsrgan) draws image k's parameters from (seed, k), k in the
+    sorted file order: a fixed degraded validation set, never used to train (training keys are
+    (seed, salt) folds, and the validation images are not in the training folders).
     """
-    for path in _image_paths(folders):
+    for index, path in enumerate(_image_paths(folders)):
         hr = mod_crop(read_image(path), scale)
-        lr = to_uint8(degrade(hr, scale, degradation)).astype(np.float32) / 255.0
+        lr = to_uint8(degrade(hr, scale, degradation, seed, index, options)).astype(np.float32) / 255.0
         yield path.stem, hr, lr

@@ -1,5 +1,12 @@
 """Degradations that make LR images from HR ones, selectable by name, in numpy and TF.
 
+Every degradation is an object registered under a name (`make_degradation(name, options)`):
+`draw(key)` gives its random parameters from a stateless key, `apply(hr, params, scale)` degrades
+one (H, W, 3) float TF image, `obj(hr, key, scale)` does both. The fixed ones below draw nothing;
+the real-world ones (`realesrgan`, `bsrgan`) are in common.realworld. A new degradation is a class
+with those three methods (a frozen dataclass whose fields are its ranges) and one
+`register_degradation` line. Evaluation uses `degrade(hr, scale, name, seed, index)` in numpy.
+
 * ``bicubic``: MATLAB ``imresize(img, 1/scale)`` (Keys cubic, a = -0.5, antialiased) — the
   field's protocol. ``imresize`` below reproduces MATLAB exactly; the TF version uses
   ``tf.image.resize(bicubic, antialias=True)``, which agrees except at the outermost pixels.
@@ -8,11 +15,14 @@
 * ``nearest``: nearest-neighbour decimation with PIL's pixel-centre rule (how the thesis's
   own code made its LR images).
 """
+import dataclasses
+import importlib
 import math
+import typing
 
 import numpy as np
 
-DEGRADATIONS = ("bicubic", "gaussian", "nearest")
+FIXED = ("bicubic", "gaussian", "nearest")
 GAUSSIAN_SIGMA = 1.6
 GAUSSIAN_SIZE = 7
 
@@ -89,8 +99,12 @@ def _nearest_indices(in_len: int, out_len: int) -> np.ndarray:
     return np.minimum(((np.arange(out_len) + 0.5) * in_len / out_len).astype(np.int64), in_len - 1)
 
 
-def degrade(hr: np.ndarray, scale: int, name: str = "bicubic") -> np.ndarray:
-    """Make the LR image of a float HR image (H, W, C) whose sides are multiples of `scale`."""
+def degrade(hr: np.ndarray, scale: int, name: str = "bicubic", seed: int = 0, index: int = 0,
+            options=()) -> np.ndarray:
+    """Make the LR image of a float HR image (H, W, C) whose sides are multiples of `scale`.
+
+    The fixed degradations ignore `seed`/`index`; a random one draws its parameters from the key
+    (seed, index), so an evaluation set made with one seed is the same on every run."""
     h, w = hr.shape[:2]
     if name == "bicubic":
         lr = imresize(hr, 1.0 / scale)
@@ -106,7 +120,7 @@ def degrade(hr: np.ndarray, scale: int, name: str = "bicubic") -> np.ndarray:
     elif name == "nearest":
         lr = hr[_nearest_indices(h, h // scale)][:, _nearest_indices(w, w // scale)]
     else:
-        raise ValueError(f"unknown degradation {name!r}; choose from {', '.join(DEGRADATIONS)}")
+        return random_degrade(hr, scale, name, seed, index, options)
     return lr.astype(np.float32)
 
 
@@ -143,7 +157,7 @@ def degrade_tf(hr, scale: int, name: str = "bicubic"):
         cols = tf.cast((tf.range(size[1], dtype=tf.float32) + 0.5) * scale, tf.int32)
         lr = tf.gather(tf.gather(x, tf.minimum(rows, h - 1), axis=1), tf.minimum(cols, w - 1), axis=2)
     else:
-        raise ValueError(f"unknown degradation {name!r}; choose from {', '.join(DEGRADATIONS)}")
+        raise ValueError(f"{name!r} is not a fixed degradation ({', '.join(FIXED)})")
     return lr if batched else lr[0]
 
 
@@ -153,3 +167,141 @@ def upsample_bicubic_tf(lr, scale: int):
 
     size = tf.shape(lr)[-3:-1] * scale
     return tf.image.resize(lr, size, method="bicubic", antialias=False)
+
+
+# --- degradations as objects, by name ---------------------------------------------------------------
+
+
+class _Fixed:
+    """A degradation without random parameters (the classic protocols)."""
+
+    kind: typing.ClassVar[str] = "bicubic"
+
+    def draw(self, key) -> dict:
+        return {}
+
+    def apply(self, hr, params: dict, scale: int):
+        return degrade_tf(hr, scale, self.kind)
+
+    def __call__(self, hr, key, scale: int):
+        return self.apply(hr, {}, scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bicubic(_Fixed):
+    """MATLAB-style antialiased bicubic downscale (the field's protocol)."""
+
+    kind: typing.ClassVar[str] = "bicubic"
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianDecimation(_Fixed):
+    """7x7 Gaussian blur (sigma 1.6), then every scale-th pixel."""
+
+    kind: typing.ClassVar[str] = "gaussian"
+
+
+@dataclasses.dataclass(frozen=True)
+class Nearest(_Fixed):
+    """Nearest-neighbour decimation (the thesis's own LR images)."""
+
+    kind: typing.ClassVar[str] = "nearest"
+
+
+# name -> class or "module:Class" (imported when first asked for: the real-world ones need TensorFlow)
+_REGISTRY: dict[str, object] = {
+    "bicubic": Bicubic, "gaussian": GaussianDecimation, "nearest": Nearest,
+    "realesrgan": "common.realworld:RealESRGAN", "bsrgan": "common.realworld:BSRGAN",
+}
+DEGRADATIONS = tuple(_REGISTRY)  # the built-in names: the command lines' choices
+DEGRADATION_HELP = ("how LR inputs are made from HR images: bicubic (MATLAB), gaussian (blur + decimation), "
+                    "nearest, realesrgan (Real-ESRGAN's second-order blur/resize/noise/JPEG), bsrgan (BSRGAN's "
+                    "shuffled order); the random ones take --degradation-options")
+OPTIONS_HELP = ("NAME=VALUE changes of the degradation's ranges (e.g. noise_range=1,10 jpeg_range=60,95); "
+                "python -m common.degradations options NAME lists them")
+
+
+def register_degradation(name: str, factory) -> None:
+    """Add a degradation: a class (or "module:Class") whose no-argument instance is the preset."""
+    _REGISTRY[name] = factory
+
+
+def degradation_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def degradation_class(name: str):
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown degradation {name!r}; choose from {', '.join(_REGISTRY)}") from None
+    if isinstance(factory, str):
+        module, attr = factory.split(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory
+
+
+def parse_options(cls, options) -> dict:
+    """{field: value} from "field=value" strings (tuples as comma-separated values) or a dict."""
+    if isinstance(options, dict):
+        return dict(options)
+    known = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    hints = typing.get_type_hints(cls) if known else {}
+    parsed = {}
+    for item in options:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in known:
+            listed = ", ".join(known) or "none"
+            raise ValueError(f"degradation option {item!r}: expected NAME=VALUE with NAME one of: {listed}")
+        kind = hints[name]
+        try:
+            if typing.get_origin(kind) is tuple:
+                item_type = typing.get_args(kind)[0]
+                parsed[name] = tuple(item_type(v) for v in text.split(","))
+            elif kind is bool:
+                parsed[name] = text.lower() in ("1", "yes", "true", "on")
+            else:
+                parsed[name] = kind(text)
+        except ValueError:
+            raise ValueError(f"degradation option {item!r}: {text!r} is not a valid {name}") from None
+    return parsed
+
+
+def make_degradation(name: str, options=()):
+    """The degradation `name` with `options` ("field=value" strings or a dict) replacing its defaults."""
+    cls = degradation_class(name)
+    return cls(**parse_options(cls, options))
+
+
+def degradation_of(config):
+    """The degradation a chapter config names (`degradation`, optional `degradation_options`)."""
+    return make_degradation(config.degradation, getattr(config, "degradation_options", ()))
+
+
+def describe_degradation(name: str, options=()) -> str:
+    """The name, with the changed options, for a checkpoint's JSON and the evaluation results."""
+    return name + "".join(f" {o}" for o in options) if not isinstance(options, dict) else name + "".join(
+        f" {k}={v}" for k, v in options.items())
+
+
+def random_degrade(hr: np.ndarray, scale: int, name: str, seed: int = 0, index: int = 0, options=()) -> np.ndarray:
+    """A registered degradation applied eagerly (TF) with key (seed, index); float32, not rounded."""
+    import tensorflow as tf
+
+    degradation = make_degradation(name, options)
+    key = tf.constant([int(seed), int(index)], tf.int64)
+    return degradation(tf.constant(np.asarray(hr, np.float32)), key, scale).numpy().astype(np.float32)
+
+
+def main(argv=None) -> int:
+    """python -m common.degradations preview|options ...: see common.degradation_preview."""
+    from common.degradation_preview import main as preview_main
+
+    return preview_main(argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
