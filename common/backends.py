@@ -9,7 +9,11 @@ tf.function of the model (openvino.convert_model), ONNX Runtime from common.expo
 A converted checkpoint is cached beside it in `.sr-cache/` (where that folder cannot be written, as
 in site-packages or a read-only share: in $XDG_CACHE_HOME/sr-thesis or ~/.cache/sr-thesis; only in
 $SR_CACHE_DIR when that is set), keyed by the checkpoint files' content hash, the backend and its version, and the precision; each entry is written in a
-temporary folder and renamed into place, its info.json (ModelInfo and metadata) last. Writing an
+temporary folder and renamed into place, its info.json (ModelInfo, metadata and the SHA-256 of every
+file of the entry) last; a run checks those hashes before using an entry, and an entry that fails
+(truncated, bit flips, unreadable info.json) is said so in the description line, removed and
+converted again. A cache that cannot be written for any reason (read-only, full disk, any error of
+the converter's writer) leaves the conversion in memory for this run, said so too. Writing an
 entry removes the entries it replaces (prune_stale): beside the checkpoint, every older conversion
 of that file name for the same backend and precision; in a shared cache folder, those of the same
 content only (another folder's checkpoint may have the same name); and temporary folders of that
@@ -46,7 +50,7 @@ from common.model_analysis import InferenceError, ModelInfo, analyze_model
 BACKENDS = ("auto", "tensorflow", "openvino", "onnxruntime")
 PIP_NAME = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 CACHE_FOLDER = ".sr-cache"
-CACHE_VERSION = 2  # 2: OpenVINO conversions resize with Interpolate
+CACHE_VERSION = 3  # 2: OpenVINO conversions resize with Interpolate; 3: file hashes in info.json
 CHECKPOINT_SUFFIXES = (".weights.h5", ".h5", ".json")
 # OpenVINO CPU settings: one request at a time on all cores (OpenVINO's own default on this kind of
 # CPU would be bfloat16 arithmetic where the CPU has it: the precision is always set explicitly).
@@ -239,15 +243,20 @@ def resize_nearest_for_openvino(model):
         return model
 
 
-def convert_openvino(model, path: Path) -> None:
-    """Write the Keras model as OpenVINO IR (path .xml + .bin), float32 weights, dynamic N/H/W."""
+def openvino_model(model):
+    """The Keras model as an in-memory OpenVINO model (float32, dynamic N/H/W)."""
     tf = _tensorflow()
     ov = _openvino()
     model = resize_nearest_for_openvino(model)
     channels = int(model.inputs[0].shape[-1])
     function = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32),
                            input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
-    ov.save_model(ov.convert_model(function), str(path), compress_to_fp16=False)
+    return ov.convert_model(function)
+
+
+def convert_openvino(model, path: Path) -> None:
+    """Write the Keras model as OpenVINO IR (path .xml + .bin), float32 weights, dynamic N/H/W."""
+    _openvino().save_model(openvino_model(model), str(path), compress_to_fp16=False)
 
 
 class OpenVINORunner:
@@ -406,13 +415,52 @@ def prune_stale(place: Path, name: str, files, backend: str, precision: str) -> 
     return removed
 
 
+MAX_INFO_BYTES = 16 << 20  # an entry's info.json is a few KB
+
+
+class BrokenEntry(Exception):
+    """A cache entry that exists but cannot be trusted; the message says why (one line)."""
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _read_entry(folder: Path, model_file: str):
+    """(ModelInfo, meta) of a cache entry whose files all match their recorded hashes; None when
+    there is no entry; BrokenEntry when there is one that is not whole."""
+    if not folder.exists():
+        return None
     try:
+        if (folder / "info.json").stat().st_size > MAX_INFO_BYTES:
+            raise BrokenEntry(f"info.json is over {MAX_INFO_BYTES >> 20} MiB")
         info = json.loads((folder / "info.json").read_text())
-        if not (folder / model_file).is_file():
-            return None
+        hashes = info["files"]
+        if not isinstance(hashes, dict) or model_file not in hashes:
+            raise BrokenEntry(f"info.json lists no {model_file}")
+        present = {p.name for p in folder.iterdir()} - {"info.json"}
+        if present != set(hashes):
+            raise BrokenEntry(f"holds {sorted(present)}, info.json lists {sorted(hashes)}")
+        for name, expected in hashes.items():
+            if file_hash(folder / name) != expected:
+                raise BrokenEntry(f"{name} does not match its recorded hash")
         return ModelInfo(**info["model_info"]), info["meta"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except BrokenEntry:
+        raise
+    except OSError as exc:
+        raise BrokenEntry(f"cannot read ({exc.strerror or exc})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BrokenEntry(f"info.json is unreadable ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def _entry_or_none(folder: Path, model_file: str):
+    try:
+        return _read_entry(folder, model_file)
+    except BrokenEntry:
         return None
 
 
@@ -428,21 +476,25 @@ def _writable(folder: Path) -> bool:
 
 
 def _write_entry(parent: Path, name: str, write_model, model_file: str, info: ModelInfo, meta: dict) -> Path:
-    """Write one cache entry atomically into parent/name; returns its folder. Raises OSError."""
+    """Write one cache entry atomically into parent/name; returns its folder. Raises OSError, or
+    whatever `write_model` raises (OpenVINO reports a full disk as RuntimeError)."""
     if not _writable(parent):
         raise PermissionError(f"{parent} is read-only")
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
     try:
         write_model(tmp / model_file)
-        payload = {"model_info": dataclasses.asdict(info), "meta": meta,
+        hashes = {p.name: file_hash(p) for p in sorted(tmp.iterdir())}
+        payload = {"model_info": dataclasses.asdict(info), "meta": meta, "files": hashes,
                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (tmp / "info.json").write_text(json.dumps(payload, indent=1, default=str))
+        if _entry_or_none(tmp, model_file) is None:  # e.g. a full disk cut a file short unnoticed
+            raise OSError(f"the entry written in {tmp} does not read back whole")
         final = parent / name
         try:
             os.rename(tmp, final)
         except OSError:
-            if _read_entry(final, model_file) is None:  # not another process's finished entry
+            if _entry_or_none(final, model_file) is None:  # not another process's finished entry
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
         return final
@@ -509,26 +561,62 @@ def prepare(source, backend: str = "auto", precision: str = "float32") -> Prepar
     # the converted graph is float32; OpenVINO computes it in `precision` when it compiles
     name = cache_entry_name(files, backend, "float32") if files else None
     places = cache_places(files[0]) if files else []
+    notes = []
     for place in places:
-        found = _read_entry(place / name, model_file)
-        if found is not None:
-            return Prepared(runner_class(place / name / model_file), *found, backend, precision,
-                            f"cached conversion {_shown(place / name)}")
+        folder = place / name
+        try:
+            found = _read_entry(folder, model_file)
+            if found is not None:
+                return Prepared(runner_class(folder / model_file), *found, backend, precision,
+                                f"cached conversion {_shown(folder)}")
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (BrokenEntry, or a runner that cannot read it)
+            shutil.rmtree(folder, ignore_errors=True)
+            reason = _first_line(exc)
+            notes.append(f"cached entry {_shown(folder)} was broken ({reason}): removed, converted again")
     start = time.perf_counter()
     if model is None:
         model, meta = load_keras(source)
     info = analyze_model(model)
+    if backend == "openvino":  # converted once in memory: a failure to save it is the cache's alone
+        converted = openvino_model(model)
+
+        def write(path):
+            _openvino().save_model(converted, str(path), compress_to_fp16=False)
+
+        def in_memory():
+            return runner_class(converted)
+    else:
+        def write(path):
+            convert(model, path)
+
+        def in_memory():
+            return _convert_in_memory(backend, model, model_file, runner_class)
     for place in places:
         try:
-            folder = _write_entry(place, name, lambda path: convert(model, path), model_file, info, meta)
-        except OSError:
-            continue  # not writable (site-packages, a read-only share): the next place
+            folder = _write_entry(place, name, write, model_file, info, meta)
+        except Exception as exc:  # noqa: BLE001  (read-only, full disk, the converter's writer: next place)
+            if _writable(place):  # a read-only place is the expected case, not worth a line
+                notes.append(f"cannot cache in {_shown(place)} ({_first_line(exc)})")
+            continue
         prune_stale(place, name, files, backend, "float32")
-        return Prepared(runner_class(folder / model_file), info, meta, backend, precision,
-                        f"converted in {time.perf_counter() - start:.1f} s, cached in {_shown(folder)}")
-    with tempfile.TemporaryDirectory(prefix="sr-convert-") as tmp:  # no cache: convert for this run
+        runner = runner_class(folder / model_file)
+        notes.append(f"converted in {time.perf_counter() - start:.1f} s, cached in {_shown(folder)}")
+        return Prepared(runner, info, meta, backend, precision, "; ".join(notes))
+    runner = in_memory()
+    notes.append(f"converted in {time.perf_counter() - start:.1f} s" + ("" if files else ", not cached"))
+    return Prepared(runner, info, meta, backend, precision, "; ".join(notes))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
+def _convert_in_memory(backend: str, model, model_file: str, runner_class):
+    """A runner of a conversion that touches no cache (ONNX goes through a temporary file)."""
+    convert = CONVERTERS[backend][0]
+    with tempfile.TemporaryDirectory(prefix="sr-convert-") as tmp:
         path = Path(tmp) / model_file
         convert(model, path)
-        runner = runner_class(path)
-    return Prepared(runner, info, meta, backend, precision,
-                    f"converted in {time.perf_counter() - start:.1f} s" + ("" if files else ", not cached"))
+        return runner_class(path)

@@ -12,7 +12,9 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -25,6 +27,14 @@ from common import registry
 from common.files import json_text, temp_file_beside
 
 WEIGHTS_SUFFIX = ".weights.h5"
+# Bounds on a checkpoint's JSON, checked before and after parsing (it may come from anywhere):
+MAX_META_BYTES = 1 << 20  # the shipped ones are under 2 KB
+MAX_META_DEPTH = 32  # nesting of objects and arrays
+SCALES = range(1, 9)  # x1 (identity tests) to x8
+MAX_ARG_INT = 4096  # an integer architecture argument: filters, blocks, kernel sizes
+MAX_ARG_FLOAT = 1e6
+MAX_PARAMETERS = 10**10
+MAX_NAME = 200  # characters of an architecture name or an argument's text value
 
 
 class CheckpointError(Exception):
@@ -99,28 +109,138 @@ def save_model(model, path, meta: dict) -> Path:
 
 
 def read_meta(path, required: bool = True) -> dict:
-    """The metadata JSON beside a checkpoint (X.json for X.h5 / X.weights.h5 / X).
+    """The metadata JSON beside a checkpoint (X.json for X.h5 / X.weights.h5 / X), checked by
+    validate_meta.
 
-    A missing JSON raises CheckpointError when `required`, else gives {}; invalid JSON always raises.
+    A missing JSON raises CheckpointError when `required`, else gives {}; invalid JSON (or values)
+    always raises, with one line naming the file and the field.
     """
     json_path = checkpoint_paths(path)[2]
     try:
-        text = json_path.read_text(encoding="utf-8")
+        with open(json_path, "rb") as f:
+            raw = f.read(MAX_META_BYTES + 1)  # never more: the file may be huge
     except FileNotFoundError:
         if required:
             raise CheckpointError(f"{json_path}: metadata file not found") from None
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{json_path}: cannot read metadata ({exc})") from None
+    except OSError as exc:
+        raise CheckpointError(f"{json_path}: cannot read metadata ({exc.strerror or exc})") from None
+    if len(raw) > MAX_META_BYTES:
+        raise CheckpointError(f"{json_path}: metadata is over {MAX_META_BYTES // 1024} KB (not a checkpoint's JSON)")
     try:
-        meta = json.loads(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{json_path}: cannot read metadata ({exc})") from None
+    depth = _nesting(text)
+    if depth > MAX_META_DEPTH:
+        raise CheckpointError(f"{json_path}: metadata nested {depth} levels deep (at most {MAX_META_DEPTH})")
+    try:
+        meta = json.loads(text, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise CheckpointError(
             f"{json_path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
         ) from None
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{json_path}: invalid JSON ({_first_line(exc)})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{json_path}: metadata must be a JSON object")
+    try:
+        validate_meta(meta)
+    except ValueError as exc:
+        raise CheckpointError(f"{json_path}: {exc}") from None
     return meta
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of [ and { outside strings (a linear scan: json would recurse)."""
+    depth = deepest = 0
+    for ch in re.findall(r"[\[\]{}]", _STRING.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 30:
+        raise ValueError(f"integer of {len(text)} digits")
+    return int(text)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _check_arg(name: str, value, where: str = "args") -> None:
+    field = f'"{where}"."{name}"'
+    if value is None or isinstance(value, bool):
+        return
+    if _is_int(value):
+        if not -1 <= value <= MAX_ARG_INT:
+            raise ValueError(f"{field} must be an integer from -1 to {MAX_ARG_INT}, not {value}")
+    elif isinstance(value, float):
+        if not (math.isfinite(value) and abs(value) <= MAX_ARG_FLOAT):
+            raise ValueError(f"{field} must be a finite number of at most {MAX_ARG_FLOAT:g}, not {value}")
+    elif isinstance(value, str):
+        if len(value) > MAX_NAME:
+            raise ValueError(f"{field} is {len(value)} characters long (at most {MAX_NAME})")
+    elif isinstance(value, list):
+        if len(value) > 64:
+            raise ValueError(f"{field} has {len(value)} items (at most 64)")
+        for item in value:
+            if isinstance(item, (list, dict)):
+                raise ValueError(f"{field} must hold plain values, not nested lists or objects")
+            _check_arg(name, item, where)
+    else:
+        raise ValueError(f"{field} must be a number, text, true/false or a list of them, not an object")
+
+
+def validate_meta(meta: dict) -> None:
+    """Check the fields a checkpoint's JSON feeds into building and running the model (types and
+    bounds); raise ValueError naming the field. Fields only for people (dates, notes) pass."""
+    architecture = meta.get("architecture")
+    if architecture is not None and not (isinstance(architecture, str) and 0 < len(architecture) <= MAX_NAME):
+        raise ValueError(f'"architecture" must be a name, not {_short(architecture)}')
+    args = meta.get("args")
+    if args is not None:
+        if not isinstance(args, dict):
+            raise ValueError(f'"args" must be an object, not {_short(args)}')
+        for name, value in args.items():
+            _check_arg(name, value)
+    for key in ("scale", "min_input_size", "steps", "parameters"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        low, high = {"scale": (SCALES.start, SCALES.stop - 1), "min_input_size": (1, MAX_ARG_INT),
+                     "steps": (0, 10**12), "parameters": (0, MAX_PARAMETERS)}[key]
+        if not _is_int(value) or not low <= value <= high:
+            raise ValueError(f'"{key}" must be an integer from {low:,} to {high:,}, not {_short(value)}')
+    trained = meta.get("trained_scales")
+    if trained is not None and not (isinstance(trained, list) and len(trained) <= 16
+                                    and all(_is_int(s) and s in SCALES for s in trained)):
+        raise ValueError(f'"trained_scales" must be a list of scales from 1 to 8, not {_short(trained)}')
+    for key, allowed in (("upsampling", ("pre", "post")), ("color", ("rgb", "y"))):
+        value = meta.get(key)
+        if value is not None and value not in allowed:
+            raise ValueError(f'"{key}" must be {" or ".join(map(repr, allowed))}, not {_short(value)}')
+    for key in ("input_range", "output_range"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) and abs(v) <= 1e6 for v in value)
+                and value[0] != value[1]):
+            raise ValueError(f'"{key}" must be [low, high], two different finite numbers, not {_short(value)}')
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _first_line(exc: BaseException) -> str:

@@ -30,6 +30,8 @@ class PhotoInfo:
     text: dict[str, str] = field(default_factory=dict)  # PNG tEXt/zTXt/iTXt, XMP excluded
     orientation: int = 1
     subsampling: int | None = None  # of a JPEG input
+    dropped: list[str] = field(default_factory=list)  # chunks left out (over the size limits), one line each
+    dropped_at: list[int] = field(default_factory=list)  # their offsets in a PNG (png_chunks.remove_chunks)
 
     def stripped(self) -> "PhotoInfo":
         """Only the colour profile (which gives the pixels their meaning) is left."""
@@ -57,7 +59,8 @@ def _read_png(data: bytes) -> PhotoInfo:
         return PhotoInfo()
     exif = b"Exif\0\0" + found["exif"] if found["exif"] else None
     return PhotoInfo(icc=found["icc"], exif=exif, xmp=found["xmp"], text=found["text"],
-                     orientation=_exif_orientation(exif))
+                     orientation=_exif_orientation(exif), dropped=found["dropped"],
+                     dropped_at=found["dropped_at"])
 
 
 def read_info(data: bytes) -> PhotoInfo:

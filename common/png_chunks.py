@@ -13,6 +13,11 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = "XML:com.adobe.xmp"
 # Chunks that describe the colour space: an embedded profile replaces them.
 COLOUR_CHUNKS = (b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"cICP")
+# Inflated sizes allowed for the metadata read (a few hundred KB of zlib can inflate to gigabytes):
+# per compressed chunk, and for all metadata chunks of a file together; past them a chunk is dropped.
+# ICC profiles and XMP packets are rarely over 1 MB.
+MAX_CHUNK_BYTES = 8 << 20
+MAX_TOTAL_BYTES = 32 << 20
 
 
 class PNGError(ValueError):
@@ -120,42 +125,86 @@ def add_metadata(png: bytes, icc: bytes | None = None, exif: bytes | None = None
     return SIGNATURE + b"".join(chunk(kind, data) for kind, data in chunks) + png[rest:]
 
 
-def _decompress(data: bytes) -> bytes:
+class TooLarge(PNGError):
+    """A chunk over the size limits: it is dropped, the rest of the file is read."""
+
+
+def _decompress(data: bytes, limit: int = MAX_CHUNK_BYTES) -> bytes:
+    """zlib data inflated to at most `limit` bytes; TooLarge past it (never inflating more)."""
+    inflater = zlib.decompressobj()
     try:
-        return zlib.decompress(data)
+        out = inflater.decompress(data, limit + 1)
     except zlib.error as exc:
         raise PNGError(f"bad compressed chunk ({exc})") from None
+    if len(out) > limit:
+        raise TooLarge(f"inflates to more than {limit / 2**20:g} MiB")
+    return out
 
 
-def _text(kind: bytes, data: bytes) -> tuple[str, str]:
+def _text(kind: bytes, data: bytes, limit: int = MAX_CHUNK_BYTES) -> tuple[str, str]:
     key, _, rest = data.partition(b"\0")
     if kind == b"tEXt":
         return key.decode("latin-1"), rest.decode("latin-1")
     if kind == b"zTXt":  # method byte, then zlib
-        return key.decode("latin-1"), _decompress(rest[1:]).decode("latin-1")
+        return key.decode("latin-1"), _decompress(rest[1:], limit).decode("latin-1")
     compressed, rest = rest[:1] == b"\1", rest[2:]  # iTXt: flag, method, language, translated key
     _language, _, rest = rest.partition(b"\0")
     _translated, _, rest = rest.partition(b"\0")
-    return key.decode("latin-1"), (_decompress(rest) if compressed else rest).decode("utf-8", "replace")
+    return key.decode("latin-1"), (_decompress(rest, limit) if compressed else rest).decode("utf-8", "replace")
 
 
-def read_metadata(png: bytes) -> dict:
+def read_metadata(png: bytes, max_chunk: int = MAX_CHUNK_BYTES, max_total: int = MAX_TOTAL_BYTES) -> dict:
     """{"icc": bytes|None, "exif": bytes|None (no "Exif\\0\\0" header), "xmp": bytes|None,
-    "text": {key: value}} of a PNG file's bytes; raises PNGError if it is malformed."""
-    found = {"icc": None, "exif": None, "xmp": None, "text": {}}
+    "text": {key: value}, "dropped": [one-line reasons], "dropped_at": [their chunks' offsets]} of a
+    PNG file's bytes; raises PNGError if
+    it is malformed.
+
+    A chunk that is (or inflates to) more than `max_chunk` bytes, or would take the metadata past
+    `max_total` bytes in all, is dropped (and said so in "dropped"), not inflated further."""
+    found = {"icc": None, "exif": None, "xmp": None, "text": {}, "dropped": [], "dropped_at": []}
+    total = 0
     for kind, start, end in _chunks(png):
         if kind not in (b"iCCP", b"eXIf", b"tEXt", b"zTXt", b"iTXt"):
             continue  # the image data is neither copied nor checked here
+        name = kind.decode("latin-1")
+        limit = min(max_chunk, max_total - total)
+        if end - start > limit:
+            found["dropped"].append(f"{name} chunk of {end - start:,} bytes dropped (over the metadata limit)")
+            found["dropped_at"].append(start - 8)
+            continue
         data = _data(png, kind, start, end)
-        if kind == b"iCCP":
-            _name, _, rest = data.partition(b"\0")
-            found["icc"] = _decompress(rest[1:])
-        elif kind == b"eXIf":
-            found["exif"] = data
-        elif kind in (b"tEXt", b"zTXt", b"iTXt"):
-            key, value = _text(kind, data)
-            if key == XMP_KEYWORD:
-                found["xmp"] = value.encode("utf-8")
+        try:
+            if kind == b"iCCP":
+                _name, _, rest = data.partition(b"\0")
+                found["icc"] = value = _decompress(rest[1:], limit)
+            elif kind == b"eXIf":
+                found["exif"] = value = data
             else:
-                found["text"][key] = value
+                key, value = _text(kind, data, limit)
+                if key == XMP_KEYWORD:
+                    found["xmp"] = value.encode("utf-8")
+                else:
+                    found["text"][key] = value
+        except TooLarge as exc:
+            which = f"{name} chunk" if kind in (b"iCCP", b"eXIf") else f"{name} chunk {_keyword(data)!r}"
+            found["dropped"].append(f"{which} dropped: {exc} (metadata limit {max_chunk / 2**20:g} MiB a "
+                                    f"chunk, {max_total / 2**20:g} MiB in all)")
+            found["dropped_at"].append(start - 8)
+            continue
+        total += len(value)
     return found
+
+
+def remove_chunks(png: bytes, offsets) -> bytes:
+    """The PNG without the chunks that start at these offsets (as read_metadata's "dropped_at"), so
+    that the decoder does not inflate them again (libpng would, up to its own limit, with a warning)."""
+    keep, pos = [], 0
+    for offset in sorted(offsets):
+        (length,) = struct.unpack(">I", png[offset : offset + 4])
+        keep.append(png[pos:offset])
+        pos = offset + 12 + length
+    return b"".join(keep) + png[pos:]
+
+
+def _keyword(data: bytes) -> str:
+    return data.partition(b"\0")[0][:79].decode("latin-1")

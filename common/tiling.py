@@ -7,9 +7,16 @@ receptive field the tiled result equals the untiled one; for deep generators, wh
 receptive field is hundreds of pixels, the margin is capped (model_analysis.DEFAULT_MARGIN) and the
 ramp hides what little difference remains. Tiles all have one size and go to the model in small
 batches; only one batch at a time is handed to the runner. Also here: the geometric self-ensemble.
+
+Memory: an output of more than DISK_FRAME_BYTES is a disk-backed array (an mmap of an unlinked
+temporary file in $TMPDIR, its space reserved up front); each band of output rows is normalised as
+soon as the last tile touching it is done, and its pages are then handed back to the kernel
+(`release`), so the process holds about one row of tiles of the output rather than the whole frame.
 """
 import math
+import mmap
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +30,7 @@ MEMORY_FRACTION = 0.25  # of the available memory, for one batch of tiles
 MAX_BUDGET = 768 << 20  # bytes of activations for one batch of tiles
 BATCH_MIN_TILE = 256  # batch two tiles only if tiles can still be this large
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601; inverts grey -> (g, g, g)
+DISK_FRAME_BYTES = 256 << 20  # outputs larger than this live in a temporary file, not in memory
 
 
 # --- memory and tile layout -----------------------------------------------------------------------
@@ -115,14 +123,68 @@ def upsample_bicubic_strips(image: np.ndarray, scale: int, rows: int = 64) -> np
     Same result as common.degradations.upsample_bicubic, with far less temporary memory.
     """
     h = image.shape[0]
-    out = np.empty((h * scale, image.shape[1] * scale) + image.shape[2:], np.float32)
+    out = frame((h * scale, image.shape[1] * scale) + image.shape[2:], fill_zero=False)
     context = BICUBIC_CONTEXT
     for r0 in range(0, h, rows):
         r1 = min(r0 + rows, h)
         a, b = max(r0 - context, 0), min(r1 + context, h)
         strip = imresize(image[a:b], float(scale))
         out[r0 * scale : r1 * scale] = strip[(r0 - a) * scale : (r1 - a) * scale]
+        release(out, r0 * scale, r1 * scale)
     return out
+
+
+# --- output frames: in memory, or disk-backed when large ----------------------------------------------
+
+
+def frame(shape, dtype=np.float32, fill_zero: bool = True) -> np.ndarray:
+    """A new array of `shape`: in memory when small; when over DISK_FRAME_BYTES an mmap of an
+    unlinked temporary file (nothing is left on disk even after kill -9), zero-filled either way.
+    Raises InferenceError when the temporary folder has no room for it."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes <= DISK_FRAME_BYTES:
+        return np.zeros(shape, dtype) if fill_zero else np.empty(shape, dtype)
+    with tempfile.TemporaryFile(prefix="sr-frame-") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, nbytes)  # no SIGBUS later from a full disk
+        except OSError as exc:
+            raise InferenceError(f"no room for a {nbytes / 2**30:.1f} GiB output frame in "
+                                 f"{tempfile.gettempdir()} ({exc.strerror or exc}; set TMPDIR)") from None
+        buffer = mmap.mmap(f.fileno(), nbytes)  # keeps its own reference to the file
+    return np.frombuffer(buffer, dtype).reshape(shape)
+
+
+def _mapping(array: np.ndarray):
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    return base
+
+
+def is_disk_backed(array) -> bool:
+    return isinstance(array, np.ndarray) and _mapping(array) is not None
+
+
+def release(array: np.ndarray, start: int = 0, stop: int | None = None) -> None:
+    """Give back the memory of rows start:stop of a disk-backed array (frame()); the data stays in
+    its file and is read back when touched again. Does nothing for an in-memory array. A view that
+    is not row-major (a rotation) gives back its whole file."""
+    buffer = _mapping(array)
+    if buffer is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    if array.ndim < 2 or abs(array.strides[0]) < abs(array.strides[1]):
+        buffer.madvise(mmap.MADV_DONTNEED)
+        return
+    stop = array.shape[0] if stop is None else min(stop, array.shape[0])
+    if stop <= start or array.size == 0:
+        return
+    origin = np.frombuffer(buffer, np.uint8, count=1).ctypes.data
+    first = array[start].ctypes.data - origin
+    last = array[stop - 1].ctypes.data - origin + array[stop - 1].nbytes  # rows may be strided views
+    page = mmap.PAGESIZE
+    begin, end = -(-min(first, last) // page) * page, max(first, last) // page * page  # whole pages inside
+    if end > begin:
+        buffer.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
 
 # --- the model on a batch of tiles ------------------------------------------------------------------
@@ -196,7 +258,27 @@ def tiled_upscale(image: np.ndarray, run_model, spec: Spec, tile=None, tile_over
     row_w = [_profile(y, th, h, margin, ramp, s) for y in rows]
     col_w = [_profile(x, tw, w, margin, ramp, s) for x in cols]
 
-    out = np.zeros((h * s, w * s, image.shape[2]), np.float32)
+    # The weights are separable, so their sum is an outer product of two 1-D sums.
+    sum_y, sum_x = np.zeros(h * s), np.zeros(w * s)
+    for y, weight in zip(rows, row_w):
+        sum_y[y * s : y * s + th * s] += weight
+    for x, weight in zip(cols, col_w):
+        sum_x[x * s : x * s + tw * s] += weight
+    assert sum_y.min() > 0 and sum_x.min() > 0, "tiles do not cover the image"
+    inv_x = (1.0 / sum_x).astype(np.float32)
+
+    out = frame((h * s, w * s, image.shape[2]))
+    finished = 0  # output rows above this are final: normalised, clipped (and released if on disk)
+
+    def finish(stop):
+        nonlocal finished
+        for r in range(finished, stop, 256):
+            block = out[r : min(r + 256, stop)]
+            block *= ((1.0 / sum_y[r : r + len(block)]).astype(np.float32)[:, None] * inv_x[None, :])[..., None]
+            np.clip(block, 0.0, 1.0, out=block)
+        release(out, finished, stop)
+        finished = stop
+
     tiles = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
     for start in range(0, len(tiles), batch_size):
         chunk = tiles[start : start + batch_size]
@@ -206,21 +288,13 @@ def tiled_upscale(image: np.ndarray, run_model, spec: Spec, tile=None, tile_over
             y0, x0 = rows[i] * s, cols[j] * s
             weight = np.outer(row_w[i], col_w[j]).astype(np.float32)[..., None]
             out[y0 : y0 + th * s, x0 : x0 + tw * s] += tile_sr * weight
+        i, j = chunk[-1]
+        done_rows = i + 1 if j == len(cols) - 1 else i  # tile rows complete so far
+        if done_rows < len(rows):  # rows above the next tile row's first are final
+            finish(max(finished, rows[done_rows] * s))
         if progress is not None:
             progress(min(start + batch_size, len(tiles)), len(tiles))
-
-    # The weights are separable, so their sum is an outer product of two 1-D sums.
-    sum_y, sum_x = np.zeros(h * s), np.zeros(w * s)
-    for y, weight in zip(rows, row_w):
-        sum_y[y * s : y * s + th * s] += weight
-    for x, weight in zip(cols, col_w):
-        sum_x[x * s : x * s + tw * s] += weight
-    assert sum_y.min() > 0 and sum_x.min() > 0, "tiles do not cover the image"
-    inv_x = (1.0 / sum_x).astype(np.float32)
-    for r in range(0, h * s, 256):
-        block = out[r : r + 256]
-        block *= ((1.0 / sum_y[r : r + 256]).astype(np.float32)[:, None] * inv_x[None, :])[..., None]
-    np.clip(out, 0.0, 1.0, out=out)
+    finish(h * s)
     return out[: full_h * s, : full_w * s]
 
 
@@ -250,9 +324,18 @@ def geometric_self_ensemble(fn, image: np.ndarray, progress=None) -> np.ndarray:
     for k in range(8):
         out = undo_dihedral(fn(np.ascontiguousarray(dihedral(image, k))), k)
         if total is None:
-            total = out.astype(np.float32, copy=True)
-        else:
-            total += out
+            total = frame(out.shape, fill_zero=False)
+        for r in range(0, out.shape[0], 256):  # in bands: a disk-backed sum stays out of memory
+            if k == 0:
+                total[r : r + 256] = out[r : r + 256]
+            else:
+                total[r : r + 256] += out[r : r + 256]
+            release(total, r, r + 256)
+            release(out, r, r + 256)
+        del out
         if progress is not None:
             progress(k + 1, 8)
-    return total / np.float32(8)
+    for r in range(0, total.shape[0], 256):
+        total[r : r + 256] /= np.float32(8)
+        release(total, r, r + 256)
+    return total

@@ -11,6 +11,13 @@ a per-output lock, and folder runs resume (`--skip-existing`) and log (`--manife
 `common.folder_run`; Ctrl-C stops after the current image (exit 130). A failure prints one line
 `error: <file>: <reason>`; with several inputs the others are still done and a summary follows
 (exit 1); a single failing input or a bad checkpoint exits 2.
+
+Hostile inputs: an image's size is read from its header and checked against --max-pixels before
+any pixel is decoded; a folder walk reads regular files only (links to them too) and skips links in
+a loop, devices and named pipes with one `skipped:` line each; a file's size is checked before it
+is read; PNG metadata chunks are inflated up to a cap (a larger one is dropped with one `warning:`
+line); outputs larger than common.tiling.DISK_FRAME_BYTES are kept in a disk-backed array while
+they are computed.
 """
 import common  # noqa: F401  (quiet TensorFlow import)
 
@@ -22,11 +29,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import backends, folder_run, inference, photo_metadata, registry
+from common import backends, folder_run, inference, photo_metadata, png_chunks, registry, tiling
 from common import colour as cms
 from common.images import (
     IMAGE_EXTENSIONS,
     ImageError,
+    check_pixels,
     decode_bytes,
     list_images,
     read_file,
@@ -41,6 +49,14 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 SIXTEEN_BIT_FORMATS = (".png", ".tif", ".tiff")
 ALPHA_FORMATS = (".png", ".tif", ".tiff", ".webp")
 EXIF_ORIENTATION = 0x0112
+# --max-pixels by default: this share of the available memory, at BYTES_PER_OUTPUT_PIXEL per output
+# pixel (the float32 result with alpha, its temporaries and the quantised copy) plus
+# BYTES_PER_INPUT_PIXEL per input pixel (decoded samples and their float32 copy).
+MEMORY_SHARE = 0.5
+BYTES_PER_OUTPUT_PIXEL, BYTES_PER_INPUT_PIXEL = 40, 24
+SELF_ENSEMBLE_BYTES = 16  # per output pixel: the running sum of the 8 passes
+MIN_FILE_LIMIT = 64 << 20  # bytes: room for metadata beyond the pixels in the file-size limit
+BAND = 512  # output rows per step of the per-pixel passes after the model
 
 
 class Failure(Exception):
@@ -99,19 +115,54 @@ class Loaded:
         self.info = info or photo_metadata.PhotoInfo()
 
 
-def load_image(path, to_srgb: bool = False) -> Loaded:
+def default_max_pixels(scale: int, self_ensemble: bool = False) -> int:
+    """Input pixels an image may have by default: its buffers fit in a share of the free memory."""
+    per_output = BYTES_PER_OUTPUT_PIXEL + (SELF_ENSEMBLE_BYTES if self_ensemble else 0)
+    per_input = BYTES_PER_INPUT_PIXEL + per_output * max(int(scale), 1) ** 2
+    return max(int(MEMORY_SHARE * tiling.available_memory() / per_input), 1)
+
+
+def file_limit(max_pixels: int | None) -> int | None:
+    """The byte limit of one input file under a pixel limit (8 bytes: 16-bit RGBA, uncompressed)."""
+    return None if not max_pixels else 8 * max_pixels + MIN_FILE_LIMIT
+
+
+def _pixel_count(text: str) -> int:
+    """--max-pixels: an integer, optionally with k, M or G (powers of 1000): 24M, 1.5G."""
+    factors = {"k": 10**3, "m": 10**6, "g": 10**9}
+    value = text.strip()
+    factor = factors.get(value[-1:].lower(), 1)
+    try:
+        number = float(value[:-1] if factor > 1 else value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel count (e.g. 24000000 or 24M)") from None
+    if not (number >= 0 and number * factor < 2**63):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel count >= 0")
+    return int(number * factor)
+
+
+def load_image(path, to_srgb: bool = False, max_pixels: int | None = None, regular_only: bool = False,
+               hint: str = "") -> Loaded:
     """Decode with OpenCV (any depth), metadata with Pillow; upright; `to_srgb` converts a
-    profiled 8-bit RGB image to sRGB (its profile is then replaced by sRGB's)."""
-    data = read_file(path)  # read once: pixels and metadata come from the same bytes
+    profiled 8-bit RGB image to sRGB (its profile is then replaced by sRGB's).
+
+    The size in the file's header is checked against `max_pixels` before any pixel is decoded;
+    `regular_only` refuses anything but a regular file (a folder walk's files)."""
+    data = read_file(path, file_limit(max_pixels), regular_only)  # once: pixels and metadata
+    check_pixels(data, path, max_pixels, hint)
+    info = photo_metadata.read_info(data)  # from the header and metadata chunks only
+    if info.dropped_at:  # the decoder need not inflate what was dropped either
+        data = png_chunks.remove_chunks(data, info.dropped_at)
     raw = decode_bytes(data, path)  # BGR(A) or grey, as stored; raises ImageError
+    del data
     if raw.dtype == np.uint8:
         depth, peak = 8, 255.0
     elif raw.dtype == np.uint16:
         depth, peak = 16, 65535.0
     else:
         raise ImageError(f"{path}: unsupported sample type {raw.dtype} (8- or 16-bit images only)")
-    info = photo_metadata.read_info(data)
-    del data
+    for reason in info.dropped:  # e.g. a zip bomb in a text chunk: the image is still upscaled
+        _note(f"warning: {path}: {reason}")
     raw = apply_orientation(raw, info.orientation)
     if raw.ndim == 2:
         raw = raw[..., None]
@@ -166,31 +217,53 @@ def upscale_loaded(loaded: Loaded, upscaler: Upscaler, outscale=None, progress=N
         raise inference.InferenceError(f"--outscale {outscale:g} leaves no pixels")
     sr = _resize(sr, size)
     if alpha is None:
-        return np.clip(sr, 0.0, 1.0, out=sr)
+        return _clip_in_bands(sr)
     # Alpha gets the same (MATLAB) bicubic as the colour of bicubic-like models, so that
     # colour / alpha stays the true colour along edges.
     big_alpha = inference.upsample_bicubic_strips(alpha, scale)
-    big_alpha = np.clip(_resize(big_alpha, size), 0.0, 1.0)
-    safe = np.maximum(big_alpha, 1e-6)[..., None]
-    sr = np.where(big_alpha[..., None] > 1 / 1024, sr / safe, sr)
-    np.clip(sr, 0.0, 1.0, out=sr)
-    return np.concatenate([sr, big_alpha[..., None]], axis=2)
+    big_alpha = _resize(big_alpha, size)
+    out = tiling.frame((*size, sr.shape[2] + 1), fill_zero=False)  # disk-backed when large
+    for r in range(0, size[0], BAND):
+        a = np.clip(big_alpha[r : r + BAND], 0.0, 1.0)
+        colour = sr[r : r + BAND]
+        safe = np.maximum(a, 1e-6)[..., None]
+        out[r : r + BAND, :, :-1] = np.clip(np.where(a[..., None] > 1 / 1024, colour / safe, colour), 0.0, 1.0)
+        out[r : r + BAND, :, -1] = a
+        for array in (out, sr, big_alpha):
+            tiling.release(array, r, r + BAND)
+    return out
+
+
+def _clip_in_bands(image: np.ndarray) -> np.ndarray:
+    """np.clip to [0, 1] in place, a band of rows at a time (a disk-backed frame stays on disk)."""
+    for r in range(0, image.shape[0], BAND):
+        block = image[r : r + BAND]
+        np.clip(block, 0.0, 1.0, out=block)
+        tiling.release(image, r, r + BAND)
+    return image
 
 
 def _quantise(image: np.ndarray, bit_depth: int) -> np.ndarray:
     """Float [0, 1] to uint8/uint16, a block of rows at a time (large images stay in budget)."""
     convert, dtype = (to_uint16, np.uint16) if bit_depth == 16 else (to_uint8, np.uint8)
     out = np.empty(image.shape, dtype)
-    for r in range(0, image.shape[0], 512):
-        out[r : r + 512] = convert(image[r : r + 512])
+    for r in range(0, image.shape[0], BAND):
+        out[r : r + BAND] = convert(image[r : r + BAND])
+        tiling.release(image, r, r + BAND)
     return out
 
 
-def process(src: Path, dst: Path, upscaler, args, progress=None) -> tuple[tuple[int, int], tuple[int, int]]:
+def process(src: Path, dst: Path, upscaler, args, progress=None, regular_only: bool = False
+            ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Upscale one file into `dst` (with its profile and metadata; hold `folder_run.claim(dst)`);
     returns the input's and the output's (width, height). Raises Failure."""
+    max_pixels = getattr(args, "max_pixels", None)
+    hint = getattr(args, "max_pixels_hint", "")
     try:
-        loaded = load_image(src, to_srgb=getattr(args, "to_srgb", False))
+        loaded = load_image(src, to_srgb=getattr(args, "to_srgb", False), max_pixels=max_pixels,
+                            regular_only=regular_only, hint=hint)
+    except MemoryError:
+        raise Failure(src, "out of memory while decoding (lower --max-pixels)") from None
     except ImageError as exc:
         raise Failure(src, _reason(exc, src)) from None
     try:
@@ -228,7 +301,8 @@ def build_parser(chapter: registry.Chapter | None) -> argparse.ArgumentParser:
     default_scale = chapter.default_scale if chapter else None
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Super-resolve images with a trained model (tiled, so any size fits in memory).",
+        description="Super-resolve images with a trained model (tiled; large outputs are held on disk "
+                    "while computed, and --max-pixels refuses images too large for memory).",
     )
     add = parser.add_argument
     add("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
@@ -265,6 +339,12 @@ def build_parser(chapter: registry.Chapter | None) -> argparse.ArgumentParser:
     add("--strip-metadata", action="store_true",
         help="write no EXIF, XMP or PNG text (the colour profile is kept)")
     add("--quality", type=int, help="JPEG quality, 1-100 (default 95)")
+    example = default_max_pixels(default_scale or 4)
+    add("--max-pixels", type=_pixel_count, metavar="N",
+        help="refuse an image with more pixels than N (read from its header before decoding; k/M/G "
+             "suffixes, 0 = no limit); default: what fits in half the available memory at about "
+             f"{BYTES_PER_OUTPUT_PIXEL} bytes per output pixel, here {example / 1e6:,.1f}M for a "
+             f"x{default_scale or 4} model")
     add("-q", "--quiet", action="store_true", help="no progress bars or messages")
     return parser
 
@@ -317,17 +397,28 @@ def _load_checkpoint(weights_arg, scale, options: UpscaleOptions, chapter: regis
     return upscaler
 
 
-def _plan(args, scale: int) -> tuple[list[tuple[Path, Path]], list[Failure], bool]:
-    """(source, destination) pairs, failures found while listing, and whether it is one file."""
+def _plan(args, scale: int, walked: set | None = None, walk_skips: list | None = None) -> tuple[list[tuple[Path, Path]], list[Failure], bool]:
+    """(source, destination) pairs, failures found while listing, and whether it is one file.
+
+    Files found in folders are added to `walked` (only regular files are read from them); other
+    entries with an image name (links in a loop, devices, pipes) are skipped with one line each
+    and added to `walk_skips` as (path, reason)."""
     sources, failures, single = [], [], len(args.inputs) == 1
     for item in args.inputs:
         path = Path(item)
         if path.is_dir():
             single = False
-            found = list_images(path)
+            skipped: list = []
+            found = list_images(path, skipped)
+            for entry, reason in skipped:  # shown even with -q: the user expected these done
+                _note(f"skipped: {entry}: {reason}")
+            if walk_skips is not None:
+                walk_skips.extend(skipped)
             if not found:
                 failures.append(Failure(path, "no images in this folder"))
             sources.extend(found)
+            if walked is not None:
+                walked.update(found)
         elif path.exists():
             sources.append(path)
         else:
@@ -356,8 +447,12 @@ def _plan(args, scale: int) -> tuple[list[tuple[Path, Path]], list[Failure], boo
             dst = out
         else:
             dst = (out or src.parent) / f"{src.stem}{suffix}{ext or src.suffix}"
-        key = dst.resolve()
-        if key == src.resolve():
+        try:
+            key, same = dst.resolve(), dst.resolve() == src.resolve()
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+            failures.append(Failure(src, f"the input or its output {dst} is a symlink loop"))
+            continue
+        if same:
             failures.append(Failure(src, f"the output {dst} would overwrite the input (use --suffix or -o)"))
         elif key in taken:
             failures.append(Failure(src, f"same output name {dst} as {taken[key]}"))
@@ -382,19 +477,25 @@ def main(argv=None, chapter: "registry.Chapter | str | None" = None) -> int:
             if args.precision != "float32":
                 print(upscaler.precision_note, file=sys.stderr)
             print(upscaler.description, file=sys.stderr)
-        jobs, failures, single = _plan(args, upscaler.scale)
+        if args.max_pixels is None:
+            args.max_pixels = default_max_pixels(upscaler.scale, args.self_ensemble)
+            args.max_pixels_hint = (" (the default for a x{} model in the available memory; give a larger "
+                                    "--max-pixels, or 0 for no limit)").format(upscaler.scale)
+        walked: set = set()
+        walk_skips: list = []
+        jobs, failures, single = _plan(args, upscaler.scale, walked, walk_skips)
     except Failure as failure:
         _say(failure)
         return EXIT_ERROR
 
     def work(src, dst, progress):  # the one call per image: read, upscale, write
-        return process(src, dst, upscaler, args, progress)
+        return process(src, dst, upscaler, args, progress, regular_only=src in walked)
 
     described = {"model": upscaler.meta.get("architecture"), "scale": upscaler.scale,
                  "backend": upscaler.backend}
     return _run_jobs(jobs, failures, single, work, skip_existing=args.skip_existing,
                      manifest=args.manifest, quiet=quiet, unit="pass" if args.self_ensemble else "tile",
-                     described=described)
+                     described=described, walk_skips=walk_skips)
 
 
 def _check_options(args) -> None:
@@ -423,13 +524,17 @@ def _shipped_hint(chapter: registry.Chapter, scale) -> str:
 
 
 def _say(failure: Failure) -> None:
+    _note(f"error: {failure.subject}: {failure.reason}")
+
+
+def _note(line: str) -> None:
     from tqdm import tqdm
 
-    tqdm.write(f"error: {failure.subject}: {failure.reason}", file=sys.stderr)
+    tqdm.write(line, file=sys.stderr)
 
 
 def _run_jobs(jobs, failures, single, work, skip_existing=False, manifest=None, quiet=False,
-              unit="tile", described=None) -> int:
+              unit="tile", described=None, walk_skips=()) -> int:
     """Run `work(src, dst, progress)` for each job under the output's lock; skip complete outputs
     with `skip_existing`; log to the manifest; the first Ctrl-C stops after the current image.
     Returns the exit code."""
@@ -441,6 +546,8 @@ def _run_jobs(jobs, failures, single, work, skip_existing=False, manifest=None, 
     except OSError as exc:
         _say(Failure(manifest, f"cannot write the manifest ({exc.strerror or exc})"))
         return EXIT_ERROR
+    for entry, reason in walk_skips:  # already said while listing the folder
+        log.record(entry, None, "skipped", error=reason)
     for failure in failures:
         _say(failure)
         log.record(failure.subject, None, "failed", error=failure.reason)
@@ -474,6 +581,10 @@ def _run_jobs(jobs, failures, single, work, skip_existing=False, manifest=None, 
                     failure = Failure(dst, f"cannot write ({exc.strerror or exc})")
                 except Failure as exc:
                     failure = exc
+                except MemoryError:
+                    failure = Failure(src, "out of memory (lower --max-pixels or --tile)")
+                except Exception as exc:  # noqa: BLE001  (one bad file must not end a folder run)
+                    failure = Failure(src, f"{type(exc).__name__}: {_reason(exc, src)}")
                 finally:
                     bar.close()
                 seconds = time.perf_counter() - started

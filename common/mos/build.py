@@ -31,7 +31,7 @@ def parse_method(text: str) -> tuple[str, str]:
     if not sep:
         spec = text
         name = Path(text).name.split(".")[0] if ("/" in text or text.endswith(".h5")) else text.replace(":", "-")
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"{text}: method name must be letters, digits and _.+- (at most 64)")
     if not spec:
         raise ValueError(f"{text}: empty method spec")

@@ -10,6 +10,10 @@ Each rating is appended to ratings.csv and flushed to disk (fsync) before the re
 or a closed tab loses at most the rating in flight. A rater rates each image once (a second
 rating of the same image is refused), which is what lets a returning rater continue. Anything
 malformed gets a 4xx and writes nothing.
+
+Many raters at once: the listen backlog holds REQUEST_QUEUE connections waiting to be accepted,
+each connection gets a thread (at most MAX_CONNECTIONS at a time; more are answered 503 at once)
+and REQUEST_TIMEOUT seconds per read, so idle or half-sent requests do not pile up.
 """
 import csv
 import io
@@ -38,6 +42,9 @@ from common.mos.study import (
 
 MAX_BODY = 1024  # bytes; a rating is under 150
 MAX_SECONDS = 24 * 3600.0
+REQUEST_QUEUE = 128  # listen backlog: a class of raters pressing "rate" at once
+MAX_CONNECTIONS = 128  # handler threads at a time
+REQUEST_TIMEOUT = 10.0  # seconds a connection may take to send each part of a request
 PAGE = {"/": ("index.html", "text/html; charset=utf-8"),
         "/app.js": ("app.js", "text/javascript; charset=utf-8"),
         "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -115,7 +122,7 @@ def _last_byte(path: Path) -> bytes:
 
 
 def _check_rater(value) -> str:
-    if not isinstance(value, str) or not RATER_PATTERN.match(value):
+    if not isinstance(value, str) or not RATER_PATTERN.fullmatch(value):
         raise RequestError(HTTPStatus.BAD_REQUEST,
                            "rater id: 1-64 letters, digits or _.- (starting with a letter or digit)")
     return value
@@ -135,9 +142,10 @@ def parse_rating(body: bytes, study: Study) -> tuple[str, str, int, float]:
         raise RequestError(HTTPStatus.NOT_FOUND, "unknown image")
     if type(score) is not int or score not in SCORES:  # not bool, not 3.0
         raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, "score must be an integer 1-5")
-    if (type(seconds) not in (int, float) or not math.isfinite(seconds)
-            or not 0 <= seconds <= MAX_SECONDS):
-        raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, "seconds must be a number of seconds >= 0")
+    # the range before isfinite: float() of a 400-digit integer overflows
+    if type(seconds) not in (int, float) or not 0 <= seconds <= MAX_SECONDS or not math.isfinite(seconds):
+        raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY,
+                           f"seconds must be a number of seconds from 0 to {MAX_SECONDS:.0f}")
     return rater, image_id, score, float(seconds)
 
 
@@ -146,6 +154,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "mos"
     sys_version = ""
     quiet = True
+    timeout = REQUEST_TIMEOUT  # socket timeout of each connection (StreamRequestHandler sets it)
 
     def log_message(self, format, *args):  # noqa: A002  (the base class's signature)
         if not self.quiet:
@@ -176,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, (self.study.dir / "page" / name).read_bytes(), content_type)
             elif url.path.startswith("/img/"):
                 image_id = url.path[len("/img/"):]
-                if not ID_PATTERN.match(image_id) or image_id not in self.study.keys:
+                if not ID_PATTERN.fullmatch(image_id) or image_id not in self.study.keys:
                     raise RequestError(HTTPStatus.NOT_FOUND, "unknown image")
                 data = (self.study.dir / "images" / f"{image_id}.png").read_bytes()
                 self._send(200, data, "image/png", cache=True)
@@ -191,6 +200,8 @@ class Handler(BaseHTTPRequestHandler):
             self._error(exc)
         except OSError as exc:  # a study file gone missing
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"cannot read ({exc.strerror or exc})"})
+        except Exception as exc:  # noqa: BLE001  (a reply, never a dead handler)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": type(exc).__name__})
 
     do_HEAD = do_GET
 
@@ -205,7 +216,14 @@ class Handler(BaseHTTPRequestHandler):
             if int(length) > MAX_BODY:
                 self.close_connection = True  # the body is not read
                 raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
-            body = self.rfile.read(int(length))
+            try:
+                body = self.rfile.read(int(length))
+            except TimeoutError:
+                self.close_connection = True
+                raise RequestError(HTTPStatus.REQUEST_TIMEOUT, "body not sent in time") from None
+            if len(body) != int(length):
+                self.close_connection = True
+                raise RequestError(HTTPStatus.BAD_REQUEST, "body shorter than its Content-Length")
             rater, image_id, score, seconds = parse_rating(body, self.study)
             done = self.study.rate(rater, image_id, score, seconds)
             self._json(200, {"done": done})
@@ -213,26 +231,55 @@ class Handler(BaseHTTPRequestHandler):
             self._error(exc)
         except OSError as exc:  # the disk: nothing acknowledged, the page retries
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"rating not saved ({exc.strerror or exc})"})
+        except Exception as exc:  # noqa: BLE001  (a reply, never a dead handler)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": type(exc).__name__})
 
 
 class StudyServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = REQUEST_QUEUE  # socketserver's default of 5 reset connections under load
 
-    def __init__(self, study: Study, address, handler):
+    def __init__(self, study: Study, address, handler, max_connections: int = MAX_CONNECTIONS):
         self.study = study
+        self.slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):  # at the thread cap: refuse at once, keep serving
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()  # no thread was started
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def server_close(self):
         super().server_close()
         self.study.close()
 
 
-def make_server(study_dir, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True) -> StudyServer:
-    """A server bound to host:port (port 0: any free port): serve_forever(), shutdown(), server_close()."""
+def make_server(study_dir, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True,
+                timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> StudyServer:
+    """A server bound to host:port (port 0: any free port): serve_forever(), shutdown(), server_close().
+
+    timeout: seconds a connection may stay silent mid-request; max_connections: handler threads."""
     study = Study(study_dir)
-    handler = type("StudyHandler", (Handler,), {"study": study, "quiet": quiet})
+    handler = type("StudyHandler", (Handler,), {"study": study, "quiet": quiet, "timeout": timeout})
     try:
-        return StudyServer(study, (host, port), handler)
+        return StudyServer(study, (host, port), handler, max_connections)
     except OSError:
         study.close()
         raise

@@ -19,10 +19,11 @@ FORMAT = "sr-thesis MOS study 1"
 RATINGS_FIELDS = ("rater", "item", "method", "score", "seconds", "timestamp")
 CALIBRATION_PREFIX = "calibration:"
 SCORES = (1, 2, 3, 4, 5)
-# Rater ids go into the CSV and seed the order: short, no separators, no spaces.
-RATER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
-ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
+# Rater ids go into the CSV and seed the order: short, no separators, no spaces. Match them with
+# fullmatch (a `$` would let a final newline through, which splits a CSV row).
+RATER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+ID_PATTERN = re.compile(r"[0-9a-f]{16}")
 
 
 class StudyError(ValueError):
@@ -81,7 +82,7 @@ def read_ratings(path) -> tuple[list[dict], int]:
             except ValueError:
                 bad += 1
                 continue
-            if row["score"] not in SCORES:
+            if row["score"] not in SCORES or not RATER_PATTERN.fullmatch(row["rater"]):
                 bad += 1
                 continue
             rows.append(row)

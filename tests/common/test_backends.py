@@ -115,6 +115,68 @@ def test_cached_conversion_is_reused(backend, tmp_path, monkeypatch):
     assert len(list((tmp_path / backends.CACHE_FOLDER).iterdir())) == 1
 
 
+def _corrupt(entry: Path, how: str) -> None:
+    if how == "truncated":
+        weights = next(p for p in entry.iterdir() if p.suffix in (".bin", ".onnx"))
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "bit-flipped":  # same size, a few weights changed: only a hash tells
+        weights = next(p for p in entry.iterdir() if p.suffix in (".bin", ".onnx"))
+        data = bytearray(weights.read_bytes())
+        for i in range(len(data) // 2, len(data) - 4, 97):
+            data[i] ^= 0x10
+        weights.write_bytes(bytes(data))
+    else:
+        (entry / "info.json").write_text('{"model_info": ')
+
+
+@pytest.mark.parametrize("how", ["truncated", "bit-flipped", "info.json"])
+@pytest.mark.parametrize("backend", ENGINES)
+def test_corrupt_cache_entry_is_rebuilt(backend, how, tmp_path, monkeypatch, capsys):
+    from common import upscale_cli
+    from common.images import read_image, write_image
+
+    monkeypatch.setenv("SR_CACHE_DIR", str(tmp_path / "cache"))
+    path = checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
+    write_image(tmp_path / "a.png", IMAGE)
+
+    def cli(out, backend):
+        code = upscale_cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / out), "--weights", str(path),
+                                 "--backend", backend])
+        assert code == 0
+        return capsys.readouterr().err, read_image(tmp_path / out)
+
+    _, reference = cli("tf.png", "tensorflow")
+    err, _ = cli("first.png", backend)
+    assert "cached in" in err
+    (entry,) = (tmp_path / "cache").iterdir()
+    _corrupt(entry, how)
+    err, rebuilt = cli("rebuilt.png", backend)
+    reason = "info.json is unreadable" if how == "info.json" else "does not match its recorded hash"
+    assert f"cached entry {entry} was broken (" in err and reason in err
+    assert "removed, converted again; converted in" in err and err.count("\n") == 1
+    assert np.abs(rebuilt - reference).max() <= 1 / 255
+    err, _ = cli("again.png", backend)
+    assert f"cached conversion {entry}" in err  # healed: no conversion on every run
+
+
+@pytest.mark.parametrize("backend", ENGINES)
+def test_any_cache_write_failure_converts_in_memory(backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("SR_CACHE_DIR", str(tmp_path / "cache"))
+    path = checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
+
+    def full_disk(file):
+        raise RuntimeError("basic_ios::clear: iostream error")  # what OpenVINO raised on a full disk
+
+    monkeypatch.setattr(backends, "file_hash", full_disk)
+    upscaler = Upscaler(str(path), backend=backend, tile=0)
+    assert f"cannot cache in {tmp_path / 'cache'} (basic_ios::clear: iostream error); converted in" \
+        in upscaler.description
+    assert list((tmp_path / "cache").iterdir()) == []  # no temporary left behind
+    model, meta = checkpoints.load_model(path)
+    expected = Upscaler(model, meta, backend="tensorflow", tile=0)(IMAGE)
+    assert np.abs(upscaler(IMAGE) - expected).max() <= 1 / 255
+
+
 def test_prune_stale_keeps_other_checkpoints_and_live_temporaries(tmp_path):
     here = tmp_path / "weights"
     here.mkdir()

@@ -184,3 +184,62 @@ def test_registry():
     finally:
         registry.unregister("test_reg")
     assert "test_reg" not in registry.names()
+
+
+# --- hostile metadata (issue 34) -----------------------------------------------------------------------------
+
+BAD_META = [
+    ('"scale": 0', '"scale" must be an integer from 1 to 8, not 0'),
+    ('"scale": -3', '"scale" must be an integer from 1 to 8, not -3'),
+    ('"scale": 2.5', '"scale" must be an integer from 1 to 8, not 2.5'),
+    ('"scale": "2"', '"scale" must be an integer from 1 to 8, not "2"'),
+    ('"scale": true', '"scale" must be an integer from 1 to 8, not true'),
+    ('"scale": 1e999', '"scale" must be an integer from 1 to 8, not inf'),
+    ('"scale": 1' + "0" * 400, "invalid JSON (integer of 401 digits)"),
+    ('"parameters": "abc"', '"parameters" must be an integer from 0 to 10,000,000,000, not "abc"'),
+    ('"parameters": 1e999', '"parameters" must be an integer'),
+    ('"args": {"filters": 1000000000000}', '"args"."filters" must be an integer from -1 to 4096'),
+    ('"args": {"filters": NaN}', '"args"."filters" must be a finite number'),
+    ('"args": {"filters": {"a": 1}}', '"args"."filters" must be a number, text'),
+    ('"args": [8]', '"args" must be an object'),
+    ('"architecture": 5', '"architecture" must be a name'),
+    ('"upsampling": "sideways"', "\"upsampling\" must be 'pre' or 'post'"),
+    ('"input_range": [0, 0]', '"input_range" must be [low, high]'),
+    ('"output_range": [0, Infinity]', '"output_range" must be [low, high]'),
+    ('"trained_scales": [2, 0]', '"trained_scales" must be a list of scales'),
+    ('"notes": ' + "[" * 100_000 + "]" * 100_000, "metadata nested 100001 levels deep (at most 32)"),
+    ('"notes": "' + "x" * (1 << 20) + '"', "metadata is over 1024 KB"),
+]
+
+
+@pytest.mark.parametrize("field,message", BAD_META, ids=[m[:30] for _, m in BAD_META])
+def test_bad_metadata_values_are_one_line_naming_the_field(tmp_path, registered, field, message):
+    checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
+    text = json.dumps({k: v for k, v in POST_META.items() if f'"{k}"' not in field})
+    (tmp_path / "m.json").write_text(text[:-1] + ", " + field + "}")
+    for name in ("m.h5", "m.weights.h5"):
+        with pytest.raises(CheckpointError) as caught:
+            checkpoints.load_model(tmp_path / name)
+        assert str(caught.value).startswith(f"{tmp_path / 'm.json'}: ") and message in str(caught.value)
+        assert "\n" not in str(caught.value)
+
+
+def test_metadata_for_people_may_hold_anything_finite_or_not(tmp_path, registered):
+    meta = {**POST_META, "val_psnr": float("nan"), "history": [{"step": 1, "psnr": [1.5, {"x": None}]}]}
+    checkpoints.save_model(tiny_post(), tmp_path / "m.h5", meta)  # json writes NaN as NaN
+    loaded = checkpoints.load_model(tmp_path / "m.weights.h5")[1]
+    assert np.isnan(loaded["val_psnr"]) and loaded["history"][0]["psnr"][1] == {"x": None}
+
+
+def test_bad_metadata_through_the_upscale_command(tmp_path, registered, capsys):
+    from common import upscale_cli
+    from common.images import write_image
+
+    checkpoints.save_model(tiny_post(), tmp_path / "m.h5", POST_META)
+    (tmp_path / "m.json").write_text(json.dumps({**POST_META, "scale": 0}))
+    write_image(tmp_path / "a.png", _x()[0])
+    code = upscale_cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--weights",
+                             str(tmp_path / "m.h5"), "--backend", "tensorflow", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and '"scale" must be an integer from 1 to 8, not 0' in err
+    assert not (tmp_path / "b.png").exists()

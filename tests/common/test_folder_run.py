@@ -37,6 +37,11 @@ def make_inputs(folder: Path, n: int, fifo: int | None = None) -> dict[str, byte
     return images
 
 
+def listed(folder: Path) -> list[Path]:
+    """The folder's files named one by one: a folder walk skips named pipes, a named file may be one."""
+    return sorted(folder.iterdir())
+
+
 def start_cli(args, weights_file) -> subprocess.Popen:
     command = [sys.executable, "-m", "common.upscale_cli", *map(str, args),
                "--weights", str(weights_file), "-q"]
@@ -136,7 +141,7 @@ def test_killed_run_resumes_to_the_same_files(tmp_path, weights, capsys):
 
     make_inputs(tmp_path / "in", 6, fifo=3)
     out = tmp_path / "out"
-    cli = start_cli([tmp_path / "in", "-o", out], weights["bicubic"])
+    cli = start_cli([*listed(tmp_path / "in"), "-o", out], weights["bicubic"])
     fd = open_fifo_for_writing(tmp_path / "in" / "03.png", cli)  # the run is now inside image 3
     os.write(fd, images["03.png"][:100])  # part of the file has arrived
     cli.send_signal(signal.SIGKILL)
@@ -166,7 +171,8 @@ def test_killed_run_resumes_to_the_same_files(tmp_path, weights, capsys):
 def test_ctrl_c_stops_after_the_current_image(tmp_path, weights, capsys):
     images = make_inputs(tmp_path / "in", 5, fifo=2)
     out = tmp_path / "out"
-    cli = start_cli([tmp_path / "in", "-o", out, "--manifest", tmp_path / "m.jsonl"], weights["bicubic"])
+    cli = start_cli([*listed(tmp_path / "in"), "-o", out, "--manifest", tmp_path / "m.jsonl"],
+                    weights["bicubic"])
     fd = open_fifo_for_writing(tmp_path / "in" / "02.png", cli)
     cli.send_signal(signal.SIGINT)  # while image 2 is being read
     time.sleep(0.5)

@@ -147,6 +147,10 @@ BAD = [
     (json.dumps({"rater": "r1", "image": "ID", "score": 3}).encode(), 400),                           # missing field
     (json.dumps({"rater": "r1", "image": "ID", "score": 3, "seconds": 1, "method": "x"}).encode(), 400),  # extra field
     (b" " * 2000, 413),                                      # oversize body
+    (rating(rater="r1\n"), 400), (rating(rater="r1\r"), 400), (rating(rater="\nr1"), 400),  # issue 34
+    (rating(seconds=10**400), 422), (rating(seconds=-10**400), 422), (rating(seconds=86401), 422),
+    (b'{"rater": "r1", "image": "ID", "score": 3, "seconds": 1e400}', 422),
+    (b'{"rater": "r1", "image": "ID", "score": 3, "seconds": Infinity}', 422),
 ]
 
 
@@ -158,6 +162,12 @@ def test_bad_ratings_are_refused_and_write_nothing(server, study_dir, body, stat
     assert post(server + "/api/rate", body)[0] == status
     assert post(server + "/api/other", rating(image=image_id))[0] == 404
     assert (study_dir / "ratings.csv").read_bytes() == before
+    assert get(server + "/api/session?rater=r1")[0] == 200  # still up
+
+
+def test_session_rater_is_matched_whole(server):
+    assert get(server + "/api/session?rater=r1%0A")[0] == 400
+    assert get(server + "/api/session?rater=r1")[0] == 200
 
 
 def test_a_body_without_length_is_refused(server, study_dir):
@@ -200,3 +210,85 @@ def test_build_errors_leave_nothing(study_dir, tmp_path, capsys):
     assert main(["build", "--scale", "2", "--out", str(tmp_path / "new"), "--data", str(data),
                  "--method", "hr", "--method", "nearest", "--calibration-images", "1"]) == 0
     assert len(load_manifest(tmp_path / "new")["calibration"]) == 2 and not Path(tmp_path / "new" / "ratings.csv").exists()
+
+
+# --- many raters, slow and idle connections (issue 34) ---------------------------------------------------------
+
+
+def test_fifty_raters_at_once_keep_every_rating(server, study_dir):
+    import http.client
+
+    trials = [t["id"] for t in load_manifest(study_dir)["trials"]][:3]
+    host = server.removeprefix("http://")
+    replies = []
+
+    def rate(rater, image_id, barrier):
+        conn = http.client.HTTPConnection(host, timeout=30)
+        body = rating(rater=rater, image=image_id)
+        barrier.wait()  # all 50 connect and send together
+        try:
+            conn.request("POST", "/api/rate", body, {"Content-Type": "application/json"})
+            replies.append(conn.getresponse().status)
+        except OSError as exc:
+            replies.append(repr(exc))
+        finally:
+            conn.close()
+
+    for image_id in trials:  # 3 repetitions of 50 at once
+        barrier = threading.Barrier(50)
+        threads = [threading.Thread(target=rate, args=(f"r{i}", image_id, barrier)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert replies == [200] * 150
+    rows, bad = read_ratings(study_dir / "ratings.csv")
+    assert bad == 0 and len(rows) == 150 and len({(r["rater"], r["item"], r["method"]) for r in rows}) == 150
+
+
+@pytest.fixture()
+def strict_server(study_dir):
+    """A server with a 0.5 s timeout and room for 4 connections."""
+    (study_dir / "ratings.csv").unlink(missing_ok=True)
+    srv = make_server(study_dir, port=0, timeout=0.5, max_connections=4)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join()
+
+
+def test_idle_and_half_sent_requests_time_out(strict_server, study_dir):
+    import socket
+    import time
+
+    address = strict_server.server_address
+    before = (study_dir / "ratings.csv").read_bytes()
+    base = threading.active_count()
+    idle = [socket.create_connection(address, timeout=5) for _ in range(4)]
+    idle[1].sendall(b"POST /api/rate HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+    idle[2].sendall(b"POST /api/rate HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"rater\"")  # body cut short
+    idle[3].sendall(b"GET /api/sess")
+    time.sleep(0.2)
+    # at the cap: a fifth connection is answered 503 at once, not queued behind the idle ones
+    url = f"http://127.0.0.1:{address[1]}"
+    assert get(url + "/api/session?rater=r1")[0] == 503
+    deadline = time.monotonic() + 10
+    while threading.active_count() > base and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= base  # every idle connection's thread is gone
+    for sock in idle:
+        sock.settimeout(5)
+        reply = sock.recv(1000)  # closed by the server (with a 408 for the cut body), never left open
+        assert reply == b"" or reply.startswith(b"HTTP/1.") and b" 408 " in reply.split(b"\r\n")[0]
+        sock.close()
+    assert get(url + "/api/session?rater=r1")[0] == 200
+    assert (study_dir / "ratings.csv").read_bytes() == before
+
+
+def test_ratings_file_rows_with_bad_rater_ids_are_not_counted(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text('rater,item,method,score,seconds,timestamp\nr1,a,m,3,1.0,t\n"r1\n",a,m,4,1.0,t\n')
+    rows, bad = read_ratings(path)
+    assert [r["rater"] for r in rows] == ["r1"] and bad == 1
