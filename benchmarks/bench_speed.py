@@ -1,25 +1,31 @@
 """Forward speed and peak memory of every generator on every installed backend, and PyTorch's.
 
     python -m benchmarks.bench_speed [--sizes 128 256] [--runs 3] [--backends tensorflow openvino ...]
-        [--no-torch] [--in-process] [--tiny] [--json OUT]
+        [--no-torch] [--in-process] [--tiny] [--threads N] [--only KEY ...] [--json OUT]
 
 For each generator (the paper's SRCNN 9-5-5 on the bicubic-upscaled Y channel, SRResNet x4 with
-16 blocks, the 23-block RRDB x4, and the shipped checkpoints' sizes where they differ) and each LR
-input side (1 x size x size x 3; SRCNN gets the x4 bicubic-upscaled size), a fresh process per
+16 blocks, the 23-block RRDB x4, Real-ESRGAN's SRVGGNetCompact x4 with 16 convs of 64 filters, and
+the shipped checkpoints' sizes where they differ) and each LR input side (1 x size x size x 3;
+SRCNN gets the x4 bicubic-upscaled size), a fresh process per
 backend runs the model with random weights (speed does not depend on them): TensorFlow (the Keras
 model in a tf.function), and OpenVINO / ONNX Runtime when installed, on the model converted by
 common.backends as an upscale would (the conversion runs in its own process first, so the timed
 process holds no TensorFlow, as a cached upscale). One warm-up pass, then `--runs` timed ones:
 median wall time, output megapixels per second and the process's peak RSS (VmHWM; sizes run in
 increasing order, so the peak after a size is that size's peak). With PyTorch installed the same
-runs are done for a PyTorch RRDBNet (esrgan.torch_reference) and a PyTorch SRResNet of the same
-layout (channels_last, torch's default threads), and ours / PyTorch is printed for every backend,
-the default one (common.backends: auto) first. On CPUs with AVX512-BF16/AMX, OpenVINO also runs
-the same IR in bfloat16 ("ours, OpenVINO bf16": OpenVINORunner(precision="bfloat16"), not the
-default; `--backends` leaves it out when not named). The FLOPs of each model's convolutions give its
-fp32 floor on this CPU: FLOPs / peak, with peak = cores x FLOP/cycle (32 with AVX2+FMA: two 8-wide
-FMA units; 64 with AVX-512) x the clock /proc/cpuinfo reports. `--in-process` runs everything in
-this process (quicker; the peak RSS is then this process's). `--tiny` uses 2-block models.
+runs are done for a PyTorch RRDBNet and SRVGGNetCompact (esrgan.torch_reference) and a PyTorch
+SRResNet of the same layout (channels_last, torch's default threads), and ours / PyTorch is printed
+for every backend, the default one (common.backends: auto) first; the compact model's time is also
+given as a fraction of the shipped RRDB's (esrgan/weights/rrdb_x4) on the default backend, in wall
+and in CPU time. On CPUs with AVX512-BF16/AMX, OpenVINO also runs the same IR in bfloat16 ("ours,
+OpenVINO bf16": OpenVINORunner(precision="bfloat16"), not the default; `--backends` leaves it out
+when not named). The FLOPs of each model's convolutions give its fp32 floor on this CPU: FLOPs /
+peak, with peak = cores x FLOP/cycle (32 with AVX2+FMA: two 8-wide FMA units; 64 with AVX-512) x
+the clock /proc/cpuinfo reports, cores being --threads or the CPUs this process may run on.
+`--threads N` sets every framework's thread count (TensorFlow intra/inter-op, OpenVINO
+INFERENCE_NUM_THREADS, ONNX Runtime intra-op, torch.set_num_threads), e.g. 1 under `taskset -c 0`.
+`--in-process` runs everything in this process (quicker; the peak RSS is then this process's).
+`--tiny` uses 2-block models.
 """
 import argparse
 import json
@@ -68,7 +74,7 @@ def current_rss() -> int:
 
 def generators(tiny: bool = False) -> list[dict]:
     """[{key, label, arch, args, input_scale, channels, torch}] timed by this script."""
-    srresnet_blocks, rrdb_blocks = (2, 2) if tiny else (16, 23)
+    srresnet_blocks, rrdb_blocks, compact_convs = (2, 2, 2) if tiny else (16, 23, 16)
     gens = [
         {"key": "srcnn", "label": "SRCNN 9-5-5 (Y, x4 input)", "arch": "srcnn", "args": {"padding": "reflect"},
          "input_scale": 4, "channels": 1, "torch": None},
@@ -76,6 +82,9 @@ def generators(tiny: bool = False) -> list[dict]:
          "args": {"num_blocks": srresnet_blocks}, "input_scale": 1, "channels": 3, "torch": "srresnet"},
         {"key": "rrdb", "label": f"RRDB x4 ({rrdb_blocks} blocks, 64 filters, growth 32)", "arch": "rrdb_generator",
          "args": {"num_blocks": rrdb_blocks}, "input_scale": 1, "channels": 3, "torch": "rrdbnet"},
+        {"key": "compact", "label": f"SRVGGNetCompact x4 ({compact_convs} convs, 64 filters)",
+         "arch": "srvgg_compact", "args": {"num_convs": compact_convs}, "input_scale": 1, "channels": 3,
+         "torch": "srvgg_compact"},
     ]
     if not tiny:  # the shipped checkpoints' own sizes, when they differ from the paper's
         for key, path in (("srresnet_shipped", REPO / "srgan" / "weights" / "srresnet_x4.json"),
@@ -135,6 +144,11 @@ def torch_srresnet(num_filters=64, num_blocks=16, scale=4):
 
 def build_torch(gen: dict):
     args = gen["args"]
+    if gen["torch"] == "srvgg_compact":
+        from esrgan.torch_reference import srvgg_compact
+
+        return srvgg_compact(num_filters=args.get("num_filters", 64), num_convs=args.get("num_convs", 16),
+                             scale=args.get("scale", 4))
     if gen["torch"] == "rrdbnet":
         from esrgan.torch_reference import rrdbnet
 
@@ -190,29 +204,60 @@ def convert(gen: dict, backend: str, folder: str) -> dict:
             "flops_per_lr_pixel": conv_flops(model, 512) / 512**2 * gen["input_scale"] ** 2}
 
 
-def measure(gen: dict, framework: str, sizes, runs: int, model_path=None) -> dict:
-    """Time one generator at each LR size in this process; {"rows": [...], "parameters"}."""
+class _OnnxRunner:
+    """ONNX Runtime on the CPU with `threads` intra-op threads (common.backends' runner takes its default)."""
+
+    def __init__(self, path, threads: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x):
+        return self.session.run(None, {self.input: x})[0]
+
+
+def measure(gen: dict, framework: str, sizes, runs: int, model_path=None, threads: int | None = None) -> dict:
+    """Time one generator at each LR size in this process; {"rows": [...], "parameters"}. `threads`:
+    the framework's thread count (None: its default)."""
     rng = np.random.default_rng(0)
     baseline = current_rss()
     rows = []
     params = runner = None
+    ov_config = {"INFERENCE_NUM_THREADS": threads} if threads else None
     if framework == "tf":
         import tensorflow as tf
 
+        if threads:  # before TensorFlow starts its thread pools
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
         model = build_tf(gen)
         params = model.count_params()
         forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     elif framework == "openvino_bf16":
         from common import backends
 
-        runner = backends.OpenVINORunner(Path(model_path), precision="bfloat16")
-    elif framework in ("openvino", "onnxruntime"):
+        runner = backends.OpenVINORunner(Path(model_path), ov_config, precision="bfloat16")
+    elif framework == "openvino":
         from common import backends
 
-        runner = backends.CONVERTERS[framework][2](Path(model_path))
+        runner = backends.OpenVINORunner(Path(model_path), ov_config)
+    elif framework == "onnxruntime":
+        from common import backends
+
+        runner = _OnnxRunner(model_path, threads) if threads else backends.OnnxRuntimeRunner(Path(model_path))
     else:
         import torch
 
+        if threads:
+            torch.set_num_threads(threads)
+            try:
+                torch.set_num_interop_threads(threads)
+            except RuntimeError:  # already set in this process (--in-process)
+                pass
         net = build_torch(gen).eval().to(memory_format=torch.channels_last)
         params = sum(p.numel() for p in net.parameters())
     for size in sorted(sizes):
@@ -243,11 +288,11 @@ def measure(gen: dict, framework: str, sizes, runs: int, model_path=None) -> dic
                      **t, "mpix_per_s": out_pixels / 1e6 / t["wall_s"], "peak_rss_bytes": rss_bytes()})
         del xt
     return {"parameters": params, "baseline_rss_bytes": baseline, "rows": rows,
-            "threads": _threads(framework, runner if framework.startswith("openvino") else None),
+            "threads": _threads(framework, runner if framework.startswith("openvino") else None, threads),
             "tensorflow_loaded": "tensorflow" in sys.modules}
 
 
-def _threads(framework: str, runner=None):
+def _threads(framework: str, runner=None, threads=None):
     if framework == "torch":
         import torch
 
@@ -256,7 +301,7 @@ def _threads(framework: str, runner=None):
         return {**{k: str(v) for k, v in runner.config.items()},
                 "shapes": "static (compiled per input shape)" if runner.static_shapes else "dynamic"}
     if framework == "onnxruntime":
-        return "onnxruntime default (one per physical core)"
+        return f"intra_op {threads}" if threads else "onnxruntime default (one per physical core)"
     import tensorflow as tf
 
     return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -272,7 +317,8 @@ def _child(payload: dict) -> dict:
     return json.loads(lines[-1])
 
 
-def measure_in_child(gen: dict, framework: str, sizes, runs: int, in_process: bool = False) -> dict:
+def measure_in_child(gen: dict, framework: str, sizes, runs: int, in_process: bool = False,
+                     threads: int | None = None) -> dict:
     """measure() in a fresh process (converted models: converted first, in another process)."""
     with tempfile.TemporaryDirectory(prefix="bench_speed_") as folder:
         converted = {}
@@ -280,9 +326,9 @@ def measure_in_child(gen: dict, framework: str, sizes, runs: int, in_process: bo
             task = {"task": "convert", "gen": gen, "framework": framework, "folder": folder}
             converted = convert(gen, framework, folder) if in_process else _child(task)
         task = {"task": "measure", "gen": gen, "framework": framework, "sizes": list(sizes), "runs": runs,
-                "model_path": converted.get("path")}
+                "model_path": converted.get("path"), "threads": threads}
         if in_process:
-            result = measure(gen, framework, sizes, runs, converted.get("path"))
+            result = measure(gen, framework, sizes, runs, converted.get("path"), threads)
         else:
             result = _child(task)
     result.update({k: v for k, v in converted.items() if k != "path"})
@@ -297,8 +343,9 @@ def row_line(name: str, row: dict) -> str:
             f"warm-up {row['warmup_s']:.2f} s)")
 
 
-def fp32_peak() -> tuple[float, str]:
-    """(FLOP/s, how it was worked out): cores x fp32 FLOP per cycle x clock.
+def fp32_peak(threads: int | None = None) -> tuple[float, str]:
+    """(FLOP/s, how it was worked out): cores x fp32 FLOP per cycle x clock; cores: `threads`, else
+    the CPUs this process may run on (taskset).
 
     FLOP per cycle: two FMA units x vector lanes x 2; AVX2+FMA: 2 x 8 x 2 = 32. AVX-512: 64 where
     the units are 512 bits wide (Intel server cores, AMD Zen 5 = family 26), 32 on AMD Zen 4
@@ -327,7 +374,11 @@ def fp32_peak() -> tuple[float, str]:
         mhz = float(info.get("cpu MHz") or 2450.0)
     except ValueError:
         mhz = 2450.0
-    cores = os.cpu_count() or 1
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    cores = min(threads, usable) if threads else usable
     peak = cores * per_cycle * mhz * 1e6
     how = (f"{cores} cores x {per_cycle} FLOP/cycle ({why}) x {mhz / 1000:.2f} GHz (/proc/cpuinfo) "
            f"= {peak / 1e9:.0f} GFLOP/s")
@@ -346,7 +397,7 @@ def installed_engines(wanted=None) -> list[str]:
 
 
 def run(sizes=(128, 256), runs=3, with_torch=True, in_process=False, tiny=False, out=None, engines=None,
-        only=None) -> dict:
+        only=None, threads=None) -> dict:
     from benchmarks.bench_quality import environment, format_environment
     from common import backends
 
@@ -357,7 +408,7 @@ def run(sizes=(128, 256), runs=3, with_torch=True, in_process=False, tiny=False,
     env["backends"] = {e: backends.version(e.removesuffix("_bf16")) for e in engines}
     out(format_environment(env))
     out("backends: " + ", ".join(f"{e} {v}" for e, v in env["backends"].items()) + f"; default (auto): {default}")
-    peak, how = fp32_peak()
+    peak, how = fp32_peak(threads)
     out(f"assumed fp32 peak: {how}")
     peak_avx2 = peak * 32 / int(how.split(" x ")[1].split()[0])  # the same cores and clock at 32 FLOP/cycle
     if peak_avx2 != peak:
@@ -366,7 +417,9 @@ def run(sizes=(128, 256), runs=3, with_torch=True, in_process=False, tiny=False,
     if with_torch and env["torch"] is None:
         out("PyTorch not installed: only our models are timed")
     out(f"LR sizes {' '.join(f'{s}x{s}' for s in sizes)}, batch 1, {runs} timed runs after a warm-up, "
-        f"{'in this process' if in_process else 'one process per model and framework'}")
+        f"{'in this process' if in_process else 'one process per model and framework'}, "
+        f"{f'{threads} thread(s) in every framework' if threads else 'default threads'}, "
+        f"CPUs allowed: {_allowed_cpus()}")
     out(f"{'generator':<64} {'input':>12} {'median':>11} {'output':>14} {'peak RSS':>10}")
     results, skipped = [], []
     for gen in generators(tiny):
@@ -377,7 +430,7 @@ def run(sizes=(128, 256), runs=3, with_torch=True, in_process=False, tiny=False,
         for fw in frameworks:
             name = "tensorflow" if fw == "tf" else fw
             try:
-                m = measure_in_child(gen, fw, sizes, runs, in_process)
+                m = measure_in_child(gen, fw, sizes, runs, in_process, threads)
             except Exception as exc:
                 skipped.append(f"{gen['label']} ({name}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
                 out(f"skipped: {skipped[-1]}")
@@ -422,12 +475,59 @@ def run(sizes=(128, 256), runs=3, with_torch=True, in_process=False, tiny=False,
                                 + (f" ({f['over_floor_32_flop_per_cycle']:.2f}x at 32 FLOP/cycle)" if peak_avx2 != peak else "")
                                 for s, f in floors.items()))
         results.append(entry)
+    compact = compact_ratios(results, default)
+    for line in compact.pop("lines"):
+        out(line)
     return {"script": "benchmarks.bench_speed", "environment": env,
             "settings": {"sizes": list(sizes), "runs": runs, "in_process": in_process, "tiny": tiny,
                          "torch": have_torch, "batch": 1, "backends": engines, "default_backend": default,
-                         "fp32_peak_flops": peak, "fp32_peak_how": how,
+                         "fp32_peak_flops": peak, "fp32_peak_how": how, "threads": threads,
+                         "cpus_allowed": _allowed_cpus(),
                          "weights": "random (speed does not depend on them)"},
-            "results": results, "skipped": skipped}
+            "results": results, "skipped": skipped, "compact": compact}
+
+
+def _allowed_cpus() -> str:
+    try:
+        return ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return "?"
+
+
+# issue 32's goals for the compact generator on the default backend, per LR input
+COMPACT_GOALS = {"over_rrdb_x4": 0.35, "over_pytorch": 0.8}
+
+
+def compact_ratios(results: list, default: str) -> dict:
+    """SRVGGNetCompact's time on the default backend over the shipped RRDB's (rrdb_x4's size; the
+    paper's 23 blocks when not shipped) on the same backend and over PyTorch's SRVGGNetCompact, per LR
+    size: medians of wall time ("over_rrdb_x4", "over_pytorch") and of process CPU time ("..._cpu":
+    with one thread, the time the model itself took, steadier than wall time when other processes
+    share the core); with the goals and printable lines."""
+    key = "tf" if default == "tensorflow" else default
+    by_key = {e["key"]: e for e in results}
+    compact = by_key.get("compact", {}).get(key)
+    found = {"backend": default, "goals": COMPACT_GOALS, "lines": []}
+    if compact is None:
+        return found
+    mine = {r["size"]: r for r in compact["rows"]}
+    rrdb_key = "rrdb_shipped" if "rrdb_shipped" in by_key else "rrdb"
+    for name, other, label in (("over_rrdb_x4", by_key.get(rrdb_key, {}).get(key),
+                                f"{by_key.get(rrdb_key, {}).get('label')} [same backend]"),
+                               ("over_pytorch", by_key["compact"].get("torch"), "PyTorch SRVGGNetCompact")):
+        if other is None:
+            continue
+        rows = [(r["size"], mine[r["size"]], r) for r in other["rows"] if r["size"] in mine]
+        found[name] = {str(s): a["wall_s"] / b["wall_s"] for s, a, b in rows}
+        found[name + "_cpu"] = {str(s): a["cpu_s"] / b["cpu_s"] for s, a, b in rows if b["cpu_s"] > 0}
+        cpu = found[name + "_cpu"]
+        shown = ", ".join(f"{s}x{s}: {found[name][str(s)]:.3f} wall, {cpu.get(str(s), float('nan')):.3f} CPU"
+                          for s, _, _ in rows)
+        found["lines"].append(f"SRVGGNetCompact [{SHOWN['tensorflow' if key == 'tf' else key]}] / {label}: {shown} "
+                              f"(goal <= {COMPACT_GOALS[name]})")
+    if rrdb_key != "rrdb_shipped":
+        found["rrdb"] = rrdb_key  # the shipped checkpoint's JSON was not there
+    return found
 
 
 def main(argv=None) -> int:
@@ -438,7 +538,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--in-process", action="store_true", help="no child processes (RSS not per model)")
     parser.add_argument("--tiny", action="store_true", help="2-block SRResNet/RRDB (tests)")
-    parser.add_argument("--only", nargs="+", help="generator keys to time (srcnn, srresnet, rrdb, rrdb_shipped, ...)")
+    parser.add_argument("--only", nargs="+", help="generator keys to time (srcnn, srresnet, rrdb, compact, "
+                        "rrdb_shipped, ...)")
+    parser.add_argument("--threads", type=int, help="threads of every framework (default: each one's own)")
     parser.add_argument("--json", help="write all numbers here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -447,10 +549,13 @@ def main(argv=None) -> int:
         if task["task"] == "convert":
             print(json.dumps(convert(task["gen"], task["framework"], task["folder"])))
         else:
-            print(json.dumps(measure(task["gen"], task["framework"], task["sizes"], task["runs"], task["model_path"])))
+            print(json.dumps(measure(task["gen"], task["framework"], task["sizes"], task["runs"], task["model_path"],
+                                     task.get("threads"))))
         return 0
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
     payload = run(args.sizes, args.runs, not args.no_torch, args.in_process, args.tiny, engines=args.backends,
-                  only=args.only)
+                  only=args.only, threads=args.threads)
     if args.json:
         from benchmarks.bench_quality import write_result
 

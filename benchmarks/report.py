@@ -2,7 +2,7 @@
 
     python -m benchmarks.report [--out docs] [--quick] [--skip STAGE ...] [--only STAGE ...] [--reuse]
 
-Runs, in this process: benchmarks.bench_quality (Set5 + Set14, x2/x3/x4, PSNR/SSIM/NIQE, saving the
+Runs, in this process: benchmarks.bench_quality (Set5 + Set14, x2/x3/x4, PSNR/SSIM/NIQE/false colour, saving the
 SR images of two test images for the crops), benchmarks.bench_speed (128^2 and 256^2 LR input, ours
 and PyTorch), benchmarks.bench_training (steps/s per chapter, tf.data patches/s), esrgan.sweep on
 krasserm's SRResNet/SRGAN pair (the perception-distortion plot), the three toy GANs of gan_toys
@@ -33,7 +33,7 @@ STAGES = ("quality", "speed", "training", "sweep", "toys", "curves")
 RESULT_NAMES = {"toys": "gan_toys"}  # OUT/results/<name>.json where it is not the stage's own name
 CROP_IMAGES = (("Set5", "butterfly"), ("Set14", "comic"))
 TABLE2_ORDER = ("nearest", "bicubic", "srcnn", "srresnet", "krasserm_srresnet", "srgan", "krasserm_srgan",
-                "rrdb_psnr", "esrgan")
+                "rrdb_psnr", "esrgan", "esrgan_interp")
 
 
 def settings(quick: bool) -> dict:
@@ -334,10 +334,11 @@ def crop_figures(out: Path, quality: dict, sr_dir: Path, sweep: dict | None = No
             ax.axis("off")
         for ax, (label, image, score) in zip(np.ravel(axes), panels):
             ax.imshow(np.clip(image[top:top + side, left:left + side], 0, 1), interpolation="nearest")
-            title = label if score is None else f"{label}\n{f2(score['psnr'])} dB / {f4(score['ssim'])}"
+            title = label if score is None else f"{label}\n{f2(score['psnr'])} dB / {f4(score['ssim'])}" + (
+                f" / FC {f2(score['false_colour'])}" if score.get("false_colour") is not None else "")
             ax.set_title(title, fontsize=8)
         fig.suptitle(f"{dataset} {name}, x4, crop {side}x{side} at ({left}, {top}) "
-                     "(titles: whole-image Y-PSNR / SSIM from bench_quality)", fontsize=9)
+                     "(titles: whole-image Y-PSNR / SSIM / false colour from bench_quality)", fontsize=9)
         fig.tight_layout()
         path = out / "figures" / f"crops_{dataset}_{name}_x4.png"
         fig.savefig(path)
@@ -472,11 +473,14 @@ def render(out: Path, quick: bool, cfg: dict, data: dict, elapsed: dict, reused=
                 cells += [f2(r["psnr"]), f4(r["ssim"])] if r else ["-", "-"]
             if any(c != "-" for c in cells):
                 L.append(_row([labels.get(key, key)] + cells))
-        L += ["", "## All models (PSNR dB / SSIM / NIQE, lower NIQE = more natural)", ""]
-        L += [_row(["Model", "Data set", "Scale", "Images", "PSNR", "SSIM", "NIQE"]), _row(["---"] * 7)]
+        L += ["", "## All models (PSNR dB / SSIM / NIQE / false colour)", "",
+              "Lower NIQE = more natural to NIQE's model, which also rewards amplified noise and colour lattices; "
+              "false colour (`common.metrics.false_colour`) = the chroma detail the output has where HR has none, "
+              "in 8-bit levels (0 for HR itself; lower is better).", ""]
+        L += [_row(["Model", "Data set", "Scale", "Images", "PSNR", "SSIM", "NIQE", "False colour"]), _row(["---"] * 8)]
         for r in res:
             L.append(_row([r["label"], r["dataset"], f"x{r['scale']}", len(r["per_image"]), f2(r["psnr"]),
-                           f4(r["ssim"]), f2(r["niqe"])]))
+                           f4(r["ssim"]), f2(r["niqe"]), f2(r.get("false_colour"))]))
         if q["skipped"]:
             L += ["", "Not evaluated: " + "; ".join(q["skipped"]) + "."]
         L.append("")

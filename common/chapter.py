@@ -139,8 +139,8 @@ def colour_shift(lr, sr) -> float:
 
 def generator_validation(generator, meta: dict, val_dir, config, name: str, perceptual: bool = False) -> Callable:
     """validate(step) for the Trainer: PSNR/SSIM on `val_dir` in inference mode, the mean colour
-    shift (and with `perceptual` the mean NIQE, as esrgan.evaluate computes it) of the outputs, plus the outputs of
-    `config.val_samples` (or the first image) for TensorBoard."""
+    shift and false colour (and with `perceptual` the mean NIQE, as esrgan.evaluate computes it) of the outputs,
+    plus the outputs of `config.val_samples` (or the first image) for TensorBoard."""
 
     def validate(step):
         from common.inference import upscale
@@ -153,7 +153,8 @@ def generator_validation(generator, meta: dict, val_dir, config, name: str, perc
             return outputs[-1]
 
         result = evaluate_model(upscale_fn, val_dir, config.scale, config.degradation, name=name)
-        metrics = {"psnr": result["psnr"], "ssim": result["ssim"], "colour_shift": float(np.mean(shifts))}
+        metrics = {"psnr": result["psnr"], "ssim": result["ssim"], "colour_shift": float(np.mean(shifts)),
+                   "false_colour": result["false_colour"]}
         if perceptual:
             from common.metrics import niqe
 
@@ -213,7 +214,8 @@ def generator_session(config, run_dir, strategy, model, trackables: dict, init, 
     validation on `config.val_data` and the Trainer (resumed from `run_dir` if it holds a run).
     `trackables` holds "generator" and "g_optimizer" (and "discriminator", "d_optimizer" for a GAN);
     `meta` is the checkpoint metadata validation upscales with; `run_config` goes to config.json.
-    `guarded` (GAN stages): validation adds NIQE, and `config.max_psnr_drop`, `max_colour_shift`
+    `guarded` (GAN stages): validation adds NIQE, the best step is the lowest NIQE among those within
+    `config.max_false_colour`, and `config.max_psnr_drop`, `max_colour_shift`
     and `d_saturation` stop a run that wrecks its generator (common.training.TrainingCollapsed);
     with `config.ema_decay` the weight average of the generator is validated and exported."""
     run_dir = Path(run_dir)
@@ -229,7 +231,9 @@ def generator_session(config, run_dir, strategy, model, trackables: dict, init, 
     def make_dataset(start_step, ctx):
         return train_dataset(
             train_dirs, config.scale, hr_patch=config.hr_patch, batch_size=batch_size,
-            degradation=config.degradation, seed=config.seed, start_step=start_step, input_context=ctx)
+            degradation=config.degradation, degradation_options=getattr(config, "degradation_options", ()),
+            sharpen_hr=getattr(config, "sharpen_hr", 0.0),
+            seed=config.seed, start_step=start_step, input_context=ctx)
 
     step, shown = model.train_step, generator
     if guarded and getattr(config, "ema_decay", 0.0):
@@ -248,8 +252,10 @@ def generator_session(config, run_dir, strategy, model, trackables: dict, init, 
         # the quality guard needs validations (none: a quick run, e.g. in a notebook)
         guard=collapse_guard(config.max_psnr_drop, config.max_colour_shift) if guarded and config.validate_every else None,
         loss_guard=saturation_guard(config.d_saturation) if guarded else None,
-        # a GAN stage trades PSNR for natural texture: its best step is the lowest NIQE
+        # a GAN stage trades PSNR for natural texture: its best step is the lowest NIQE, but NIQE
+        # also rewards amplified noise and colour lattices, hence the false-colour bound
         best_metric="niqe" if guarded else None, best_mode="min" if guarded else "max",
+        best_within=("false_colour", config.max_false_colour) if guarded else None,
     )
     if shown is not generator:
         step.start_average(tf.train.latest_checkpoint(str(run_dir / "checkpoints")))
@@ -261,9 +267,11 @@ def generator_session(config, run_dir, strategy, model, trackables: dict, init, 
 def fit_and_export(session: Session, run_dir, export, meta_fn: Callable, best: bool, display: str,
                    progress: bool = True) -> dict:
     """Run the session's Trainer; with `export`, the chief writes the generator: the best validated
-    step when `best` (highest PSNR, or a GAN stage's lowest NIQE), else the last one.
-    `meta_fn(step, psnr)` gives the checkpoint's JSON, to which the step's validation NIQE is added
-    as "val_niqe" when it was measured. Returns the Trainer's result + "exported"."""
+    step when `best` (highest PSNR, or a GAN stage's lowest NIQE within its false-colour bound), else
+    the last one. `meta_fn(step, psnr)` gives the checkpoint's JSON, to which the step's validation
+    NIQE and false colour are added as "val_niqe" and "val_false_colour" when they were measured, and
+    "checkpoint_choice" when no validated step was within the bound. Returns the Trainer's result +
+    "exported"."""
     trainer, generator, run_dir = session.trainer, session.generator, Path(run_dir)
     result = trainer.fit()
     result["exported"] = None
@@ -280,12 +288,25 @@ def fit_and_export(session: Session, run_dir, export, meta_fn: Callable, best: b
         meta = meta_fn(step, psnr)
         if record is not None and record.get("niqe") is not None:
             meta["val_niqe"] = float(record["niqe"])
+        if record is not None and record.get("false_colour") is not None:
+            meta["val_false_colour"] = float(record["false_colour"])
+        fallback = None
+        if best and trainer.best_within and record is not None:
+            name, bound = trainer.best_within
+            if record.get(name, float("inf")) > bound:
+                fallback = (f"no validated step had {session.config.val_data} false colour within {bound:g}: "
+                            f"kept the lowest false colour, not the lowest NIQE")
+                meta["checkpoint_choice"] = fallback
         path = save_model(generator, export, meta)
         export_history(run_dir, path)
         result["exported"] = str(path)
-        if progress:
+        if progress or fallback:
             shown = "n/a" if psnr is None else f"{psnr:.3f} dB"
-            print(f"exported {path} ({display}, step {step}, {session.config.val_data} PSNR {shown})")
+            extra = "".join(f", {label} {record[key]:.2f}" for key, label in
+                            (("niqe", "NIQE"), ("false_colour", "false colour"))
+                            if record is not None and record.get(key) is not None)
+            print(f"exported {path} ({display}, step {step}, {session.config.val_data} PSNR {shown}{extra})"
+                  + (f"; {fallback}" if fallback else ""))
     return result
 
 

@@ -29,6 +29,7 @@ import common  # noqa: F401  (quiet TensorFlow import)
 import tensorflow as tf
 
 from common.degradations import degrade, make_degradation, upsample_bicubic_tf
+from common.realworld import usm_sharpen
 from common.images import decode_rgb, list_images, mod_crop, read_image, rgb_to_y_tf, to_uint8
 
 # Salts separate the random streams that share one seed.
@@ -155,6 +156,7 @@ def train_dataset(
     start_step: int = 0,
     patches_per_image: int | None = None,
     degradation_options=(),
+    sharpen_hr: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches `(lr, hr)` of random HR crops and their degraded LR versions (float32, [0, 1]).
 
@@ -166,6 +168,8 @@ def train_dataset(
     Images smaller than `hr_patch` are skipped (with a warning when cached).
     `degradation`: a name of common.degradations (with `degradation_options`) or a degradation
     object; it runs on each crop before batching, its parameters drawn from (seed, element index).
+    `sharpen_hr` > 0: HR crops are unsharp-masked with this weight first (Real-ESRGAN's USM targets;
+    the LR is made from the sharpened crop, as there).
     `start_step`: the step a resumed run starts at (see the module notes); `input_context`:
     from `strategy.distribute_datasets_from_function`, for per-worker shards and batches.
     """
@@ -201,6 +205,8 @@ def train_dataset(
 
     def make_pair(i, hr):
         key = tf.random.experimental.stateless_fold_in(degrade_key, i)
+        if sharpen_hr:
+            hr = usm_sharpen(hr, sharpen_hr)
         lr = tf.ensure_shape(_quantise(degradation(hr, key, scale)), [lr_patch, lr_patch, 3])
         if lr_upsampled:
             lr = upsample_bicubic_tf(lr, scale)

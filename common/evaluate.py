@@ -1,7 +1,9 @@
 """The field's evaluation protocol and the common evaluation JSON.
 
 HR = image cropped to a multiple of the scale; LR = `degrade(HR)` saved as 8-bit; the method's
-output is rounded to 8 bits; PSNR/SSIM on the BT.601 Y channel with `scale` border pixels cropped.
+output is rounded to 8 bits; PSNR/SSIM on the BT.601 Y channel with `scale` border pixels cropped;
+"false_colour" (common.metrics.false_colour, same crop; lower is better, 0 for HR itself) is the
+chroma detail the output has where HR has none, in 8-bit levels.
 
     python -m common.evaluate --model bicubic|nearest|PATH --data DIR --scale N \
         [--degradation bicubic] [--json OUT] [--precision float32|bfloat16|auto] [--self-ensemble]
@@ -21,7 +23,7 @@ from common.data import eval_pairs
 from common.degradations import DEGRADATIONS, imresize
 from common.files import write_json
 from common.images import ImageError, to_uint8
-from common.metrics import psnr, ssim
+from common.metrics import false_colour, psnr, ssim
 from common.backends import BACKENDS
 from common.precision import PRECISIONS, resolve_precision
 
@@ -69,9 +71,8 @@ def evaluate_model(
         if sr.shape != hr.shape:
             raise ValueError(f"{image_name}: output shape {sr.shape} != HR shape {hr.shape}")
         hr8, sr8 = to_uint8(hr), to_uint8(sr)
-        per_image.append(
-            {"name": image_name, "psnr": psnr(hr8, sr8, scale), "ssim": ssim(hr8, sr8, scale)}
-        )
+        per_image.append({"name": image_name, "psnr": psnr(hr8, sr8, scale), "ssim": ssim(hr8, sr8, scale),
+                          "false_colour": false_colour(sr8, hr8, scale)})
     if not per_image:
         raise ImageError(f"{data_dir}: no images found")
     result = {
@@ -81,6 +82,7 @@ def evaluate_model(
         "degradation": degradation,
         "psnr": float(np.mean([r["psnr"] for r in per_image])),
         "ssim": float(np.mean([r["ssim"] for r in per_image])),
+        "false_colour": float(np.mean([r["false_colour"] for r in per_image])),
         "per_image": per_image,
     }
     if backend:
@@ -90,10 +92,17 @@ def evaluate_model(
     return result
 
 
+def _false_colour_cell(r: dict) -> str:
+    # results written before false colour existed have none
+    return f"  false colour {r['false_colour']:.2f}" if r.get("false_colour") is not None else ""
+
+
 def format_report(result: dict) -> str:
-    lines = [f"{r['name']:<16} {r['psnr']:8.3f} dB  {r['ssim']:.4f}" for r in result["per_image"]]
+    """One line per image and a mean line: PSNR, SSIM and false colour (lower is better)."""
+    lines = [f"{r['name']:<16} {r['psnr']:8.3f} dB  {r['ssim']:.4f}{_false_colour_cell(r)}"
+             for r in result["per_image"]]
     lines.append(
-        f"{'mean':<16} {result['psnr']:8.3f} dB  {result['ssim']:.4f}   "
+        f"{'mean':<16} {result['psnr']:8.3f} dB  {result['ssim']:.4f}{_false_colour_cell(result)}   "
         f"({result['model']}, {result['dataset']}, x{result['scale']}, {result['degradation']}"
         + (", self-ensemble x8)" if result.get("self_ensemble") else ")")
     )

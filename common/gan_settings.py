@@ -11,7 +11,8 @@ PERCEPTUAL_NETWORKS = ("vgg-imagenet", "vgg-random", "disc-features", "pretraine
 @dataclass(frozen=True)
 class GANStageSettings:
     """A base of a GAN chapter's config: when a gan-stage run stops with TrainingCollapsed
-    (common.chapter.collapse_guard and saturation_guard), and the generator's weight average. A dataclass's base fields come first, so
+    (common.chapter.collapse_guard and saturation_guard), which validated step it keeps, and the
+    generator's weight average. A dataclass's base fields come first, so
     these lead its flags and its config.json."""
 
     max_psnr_drop: float = setting(3.0, "gan stage: stop when validation PSNR falls this far below the start's",
@@ -29,12 +30,19 @@ class GANStageSettings:
     r1_weight: float = setting(0.0, "gan stage: gamma of the R1 penalty gamma/2 * E|grad D(HR)|^2 in the "
                                "discriminator's loss (Mescheder et al., 2018), against a discriminator that "
                                "saturates (0: off, as in the papers)")
+    # krasserm's published SRGAN scores 0.85 on Set5 x4 (the default validation set), 0.67 on Set14
+    max_false_colour: float = setting(0.85, "gan stage: the kept (best) step is the lowest validation NIQE among "
+                                      "those whose validation false colour (common.metrics.false_colour: chroma "
+                                      "detail HR lacks) is at most this; none within it: the lowest false colour "
+                                      "(default: krasserm's published SRGAN on Set5 x4)", unit="8-bit levels")
 
     def check_gan_settings(self) -> None:
         """Raise ValueError for a perceptual network or an R1 weight the GAN stages cannot use."""
         check_perceptual(self.perceptual)
         if self.r1_weight < 0:
             raise ValueError(f"r1_weight must be >= 0, not {self.r1_weight}")
+        if not self.max_false_colour >= 0:
+            raise ValueError(f"max_false_colour must be >= 0, not {self.max_false_colour}")
 
 
 def check_perceptual(name: str) -> None:

@@ -13,6 +13,9 @@ import math
 import weakref
 
 DEFAULT_MARGIN = 16  # LR px of context per tile side for deep post-upsampling generators
+# A post-upsampling model whose receptive field is at most this (LR px) gets all of it as margin, so
+# its tiles give the untiled image (SRVGGNetCompact: 18); deeper ones get DEFAULT_MARGIN and the ramp.
+FULL_FIELD_MARGIN = 2 * DEFAULT_MARGIN
 DEFAULT_MARGIN_PRE = 48  # HR px cap for pre-upsampling models
 BICUBIC_CONTEXT = 3  # LR px a bicubic-upscaled pixel depends on (2), plus one
 ACTIVATION_FACTOR = 4  # live tensors per largest feature map (input, output, skips, workspace)
@@ -198,7 +201,8 @@ def spec_from_info(info: ModelInfo, meta: dict | None) -> Spec:
         hr_field = DEFAULT_MARGIN_PRE if field is None else min(field, DEFAULT_MARGIN_PRE)
         margin = math.ceil(hr_field / scale) + BICUBIC_CONTEXT
     else:
-        margin = DEFAULT_MARGIN if field is None else min(math.ceil(field - 1e-6), DEFAULT_MARGIN)
+        exact = field is not None and field <= FULL_FIELD_MARGIN
+        margin = math.ceil(field - 1e-6) if exact else DEFAULT_MARGIN
         if color == "y":
             margin = max(margin, BICUBIC_CONTEXT)
 

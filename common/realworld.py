@@ -171,6 +171,20 @@ def poisson_noise(image, key, scale, grey):
     return tf.clip_by_value(image + noise, 0.0, 1.0)
 
 
+def usm_sharpen(image, weight: float = 0.5, radius: int = 50, threshold: float = 10.0):
+    """Real-ESRGAN's unsharp mask for HR targets: image + weight * (image - blur) where the residual
+    exceeds threshold (8-bit levels), blended in through a blurred mask; Gaussian of (radius | 1) px
+    with OpenCV's sigma for that size."""
+    size = radius + 1 if radius % 2 == 0 else radius
+    sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+    kernel = gaussian_family_kernel(size, size, 0, sigma, sigma, 0.0, 1.0)
+    residual = image - filter2d(image, kernel)
+    mask = tf.cast(tf.abs(residual) * 255.0 > threshold, image.dtype)
+    soft = filter2d(mask, kernel)
+    sharp = tf.clip_by_value(image + weight * residual, 0.0, 1.0)
+    return soft * sharp + (1.0 - soft) * image
+
+
 # --- Real-ESRGAN ----------------------------------------------------------------------------------
 
 _REAL_PROBS = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
@@ -208,6 +222,8 @@ class RealESRGAN:
     gray_noise_prob2: float = setting(0.4, "stage 2: probability the noise is the same on all channels")
     jpeg_range2: tuple[float, ...] = setting((30.0, 95.0), "final JPEG quality")
     final_sinc_prob: float = setting(0.8, "probability of the final sinc filter")
+    clean_prob: float = setting(0.0, "probability that an example gets the plain bicubic downscale instead "
+                                "(0 in Real-ESRGAN; a share of clean inputs keeps a blind model sharp on them)")
 
     def __post_init__(self):
         check_ranges(self)
@@ -283,6 +299,7 @@ class RealESRGAN:
         p["final_mode"] = d.choice((1, 1, 1))
         p["jpeg2"] = d.uniform(*self.jpeg_range2)
         p["jpeg_first"] = d.uniform() < 0.5
+        p["clean"] = d.uniform() < self.clean_prob
         return p
 
     @staticmethod
@@ -294,6 +311,9 @@ class RealESRGAN:
 
     def apply(self, hr, p: dict, scale: int):
         hr = tf.convert_to_tensor(hr, tf.float32)
+        return tf.cond(p["clean"], lambda: _bicubic(hr, scale), lambda: self._second_order(hr, p, scale))
+
+    def _second_order(self, hr, p: dict, scale: int):
         h, w = tf.shape(hr)[0], tf.shape(hr)[1]
         hw = tf.cast(tf.stack([h, w]), tf.float32)
         x = filter2d(hr, self._kernel(p, "blur1_"))
@@ -337,6 +357,8 @@ class BSRGAN:
                                              "probabilities")
     jpeg_prob: float = setting(0.9, "probability of the JPEG step inside the shuffled order")
     jpeg_range: tuple[float, ...] = setting((30.0, 95.0), "JPEG quality (both JPEG steps)")
+    clean_prob: float = setting(0.0, "probability that an example gets the plain bicubic downscale instead "
+                                "(0 in BSRGAN)")
 
     def __post_init__(self):
         check_ranges(self)
@@ -368,6 +390,7 @@ class BSRGAN:
                   "noise_kind": d.choice(self.noise_probs), "noise_key": d.subkey(), "noise_basis_key": d.subkey(),
                   "jpeg_on": d.uniform() < self.jpeg_prob, "jpeg1": d.uniform(*self.jpeg_range),
                   "jpeg2": d.uniform(*self.jpeg_range)})
+        p["clean"] = d.uniform() < self.clean_prob
         return p
 
     def _blur(self, x, p: dict, prefix: str, sf):
@@ -413,6 +436,9 @@ class BSRGAN:
 
     def apply(self, hr, p: dict, scale: int):
         hr = tf.convert_to_tensor(hr, tf.float32)
+        return tf.cond(p["clean"], lambda: _bicubic(hr, scale), lambda: self._shuffled(hr, p, scale))
+
+    def _shuffled(self, hr, p: dict, scale: int):
         h, w = tf.shape(hr)[0], tf.shape(hr)[1]
         target = tf.stack([h // scale, w // scale])
         halve = p["halve"] & tf.constant(scale == 4)
@@ -436,6 +462,12 @@ class BSRGAN:
 
     def __call__(self, hr, key, scale: int):
         return self.apply(hr, self.draw(key), scale)
+
+
+def _bicubic(hr, scale: int):
+    from common.degradations import degrade_tf
+
+    return tf.clip_by_value(tf.ensure_shape(degrade_tf(hr, scale, "bicubic"), [None, None, 3]), 0.0, 1.0)
 
 
 def check_ranges(config) -> None:

@@ -302,6 +302,37 @@ class TrainStep(Protocol):
     def train_step(self, batch) -> dict: ...
 
 
+def is_better(record: dict, best: dict | None, metric: str, mode: str = "max",
+              within: tuple[str, float] | None = None) -> bool:
+    """Whether validation `record` beats `best` (None: nothing yet) on `metric`, the highest with
+    `mode` "max", the lowest with "min". `within` = (name, bound): records whose `name` is at most
+    `bound` beat every record whose is not (a GAN stage's NIQE may only be bought with a limited
+    false colour); between two records outside it the lower `name` wins. A record without `name`
+    counts as outside (a best kept before the measure existed)."""
+    if metric not in record:
+        return False
+    if best is None or metric not in best:
+        return True
+    if within is not None:
+        name, bound = within
+        inside, best_inside = (r.get(name, math.inf) <= bound for r in (record, best))
+        if inside != best_inside:
+            return inside
+        if not inside:
+            return record.get(name, math.inf) < best.get(name, math.inf)
+    return record[metric] < best[metric] if mode == "min" else record[metric] > best[metric]
+
+
+def choose_best(records: Iterable[dict], metric: str, mode: str = "max",
+                within: tuple[str, float] | None = None) -> dict | None:
+    """The record the Trainer keeps as best after validating `records` in order (see is_better)."""
+    best = None
+    for record in records:
+        if is_better(record, best, metric, mode, within):
+            best = record
+    return best
+
+
 class Trainer:
     """Runs a step object (or `step_fn`) for `total_steps` steps with checkpoints, validation and
     logging.
@@ -331,6 +362,7 @@ class Trainer:
         loss_guard: Callable | None = None,
         best_metric: str | None = None,
         best_mode: str = "max",
+        best_within: tuple[str, float] | None = None,
         run_eagerly: bool = False,
         description: str | None = None,
         steps_per_call: int = 1,
@@ -349,7 +381,8 @@ class Trainer:
         passed. `loss_guard(logged_means)` -> None or a reason, judged at every log.
 
         `best_metric` (default: the first metric validate returns) decides the best checkpoint, the
-        highest with `best_mode` "max", the lowest with "min" (e.g. NIQE).
+        highest with `best_mode` "max", the lowest with "min" (e.g. NIQE); `best_within` = (metric,
+        bound) prefers the steps whose metric is at most bound (see is_better).
 
         An optimizer's constant learning rate is part of its checkpoint; a resumed run uses the
         rate it was built with (the run's config), so a changed `--lr` takes effect.
@@ -395,7 +428,7 @@ class Trainer:
         if best_mode not in ("max", "min"):
             raise ValueError(f"best_mode must be 'max' or 'min', not {best_mode!r}")
         self.guard, self.loss_guard = guard, loss_guard
-        self.best_metric, self.best_mode = best_metric, best_mode
+        self.best_metric, self.best_mode, self.best_within = best_metric, best_mode, best_within
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -473,11 +506,7 @@ class Trainer:
 
     def _is_better(self, metrics: dict) -> bool:
         key = self.best_metric or next(iter(metrics))
-        if key not in metrics:
-            return False
-        if self.best is None or key not in self.best:
-            return True
-        return metrics[key] < self.best[key] if self.best_mode == "min" else metrics[key] > self.best[key]
+        return is_better(metrics, self.best, key, self.best_mode, self.best_within)
 
     def _read_best(self) -> dict | None:
         path = None if self.run_dir is None else self.run_dir / "best.json"

@@ -58,6 +58,7 @@ import common  # noqa: F401  (quiet TensorFlow import)
 import keras
 
 from common.config_cli import add_config_arguments, config_from_args, setting
+from common.degradations import DEGRADATION_HELP, DEGRADATIONS, OPTIONS_HELP
 from common.data import eval_pairs, train_dataset
 from common.evaluate import bicubic_upscaler, evaluate_model
 from common.files import atomic_write_bytes, write_json
@@ -145,7 +146,8 @@ class AblationConfig:
                                     "colour anchor (0: the paper's loss)")
     train_data: tuple[str, ...] = setting(("T91",), "training folders under ../shared/data, or paths")
     data: str = setting("Set5", "evaluation folder under ../shared/data, or a path")
-    degradation: str = setting("bicubic", "how LR inputs are made from HR images: bicubic, gaussian or nearest")
+    degradation: str = setting("bicubic", DEGRADATION_HELP, choices=DEGRADATIONS)
+    degradation_options: tuple[str, ...] = setting((), OPTIONS_HELP, nargs="*")
     seed: int = setting(0, "random seed of the weights and the data order")
     log_every: int = setting(50, "updates between the Trainer's loss logs (in memory; the progress bar shows "
                              "every update)", unit="steps")
@@ -258,7 +260,8 @@ def _log(message: str) -> None:
 
 def _dataset(config: AblationConfig, train_dirs, start_step: int):
     return train_dataset(train_dirs, config.scale, hr_patch=config.hr_patch, batch_size=config.batch_size,
-                         degradation=config.degradation, seed=config.seed, start_step=start_step)
+                         degradation=config.degradation, degradation_options=config.degradation_options,
+                         seed=config.seed, start_step=start_step)
 
 
 def _train(step, config: AblationConfig, train_dirs, first_step: int, steps: int, what: str) -> dict:

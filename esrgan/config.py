@@ -10,9 +10,12 @@ milestones follow the official training options (PSNR: 10^6 updates; GAN: 4*10^5
 from dataclasses import dataclass, replace
 
 from common.config_cli import setting
+from common.degradations import DEGRADATION_HELP, DEGRADATIONS, OPTIONS_HELP
 from common.gan_settings import GANStageSettings
 
 STAGES = ("psnr", "gan")
+# --arch -> the architecture name of common.registry (the checkpoint JSON's "architecture")
+ARCHITECTURES = {"rrdb": "rrdb_generator", "srresnet": "srresnet", "srvgg-compact": "srvgg_compact"}
 
 
 @dataclass(frozen=True)
@@ -21,16 +24,25 @@ class ESRGANConfig(GANStageSettings):
 
     stage: str = setting("psnr", "'psnr' (generator alone, L1) or 'gan' (against the relativistic discriminator)",
                          choices=STAGES)
-    # generator (RRDBNet) and discriminator (VGG-style, 128x128 input)
+    # generator (RRDBNet, or SRVGGNetCompact) and discriminator (VGG-style, 128x128 input)
+    arch: str = setting("rrdb", "the generator: 'rrdb' (ESRGAN's RRDBNet: --num-filters, --num-blocks, --growth, "
+                        "--res-scale), 'srresnet' (SRGAN's SRResNet with batch norm, here trained to output "
+                        "[0, 1]: --num-filters, --num-blocks; the paper's has 16 blocks) or 'srvgg-compact' "
+                        "(Real-ESRGAN's SRVGGNetCompact, conv + PReLU at LR resolution, for CPUs: --num-filters, "
+                        "--num-convs)", choices=tuple(ARCHITECTURES))
     scale: int = setting(4, "upscaling factor")
-    num_filters: int = setting(64, "filters of the generator's trunk")
-    num_blocks: int = setting(23, "RRDB blocks of the generator")
-    growth: int = setting(32, "growth channels of each dense block")
-    res_scale: float = setting(0.2, "residual scaling inside the RRDBs")
+    num_filters: int = setting(64, "filters of the generator's trunk (srvgg-compact: of each conv)")
+    num_blocks: int = setting(23, "rrdb: RRDB blocks of the generator; srresnet: its residual blocks")
+    growth: int = setting(32, "rrdb: growth channels of each dense block")
+    res_scale: float = setting(0.2, "rrdb: residual scaling inside the RRDBs")
+    num_convs: int = setting(16, "srvgg-compact: 3x3 conv + PReLU layers between the first and the last conv")
     disc_filters: int = setting(64, "filters of the discriminator's first convolution (doubled per stage)")
     # data: random HR crops (flipped, rotated), LR made by the degradation on the fly
     train_data: tuple[str, ...] = setting(("T91", "BSD200"), "training folders under ../shared/data, or paths")
-    degradation: str = setting("bicubic", "how LR inputs are made from HR crops: bicubic, gaussian or nearest")
+    degradation: str = setting("bicubic", DEGRADATION_HELP, choices=DEGRADATIONS)
+    degradation_options: tuple[str, ...] = setting((), OPTIONS_HELP, nargs="*")
+    sharpen_hr: float = setting(0.0, "unsharp-mask weight for the HR crops before they are degraded and "
+                                "learnt (Real-ESRGAN's USM targets use 0.5; 0: off)")
     hr_patch: int = setting(128, "HR crop size (a multiple of the scale; of 32 in the gan stage)", unit="px")
     batch_size: int = setting(16, "crops per update")
     # optimisation: Adam for both networks; lr *= lr_decay_factor after each milestone (updates)
@@ -71,6 +83,8 @@ class ESRGANConfig(GANStageSettings):
     def __post_init__(self):
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}, not {self.stage!r}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, not {self.arch!r}")
         if self.hr_patch % self.scale:
             raise ValueError(f"hr_patch {self.hr_patch} is not a multiple of the scale {self.scale}")
         if self.stage == "gan" and self.hr_patch % 32:
@@ -81,8 +95,18 @@ class ESRGANConfig(GANStageSettings):
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m < 1 for m in self.lr_milestones):
             raise ValueError(f"lr_milestones must be increasing positive steps, not {self.lr_milestones}")
 
+    @property
+    def architecture(self) -> str:
+        """The generator's architecture name in common.registry (the checkpoint's "architecture")."""
+        return ARCHITECTURES[self.arch]
+
     def generator_args(self) -> dict:
-        """Keyword arguments of esrgan.models.rrdb_generator (also the checkpoint's "args")."""
+        """Keyword arguments of the --arch builder (esrgan.models.rrdb_generator, srvgg_compact or
+        srgan.models.srresnet; also the checkpoint's "args")."""
+        if self.arch == "srvgg-compact":
+            return dict(scale=self.scale, num_filters=self.num_filters, num_convs=self.num_convs)
+        if self.arch == "srresnet":
+            return dict(scale=self.scale, num_filters=self.num_filters, num_blocks=self.num_blocks)
         return dict(scale=self.scale, num_filters=self.num_filters, num_blocks=self.num_blocks,
                     growth=self.growth, res_scale=self.res_scale)
 
@@ -93,6 +117,9 @@ class ESRGANConfig(GANStageSettings):
 _PSNR = ESRGANConfig()
 _GAN = ESRGANConfig(stage="gan", lr=1e-4, steps=400_000, lr_milestones=(50_000, 100_000, 200_000, 300_000))
 
+_CPU = replace(_PSNR, num_filters=32, num_blocks=6, growth=16, hr_patch=64, steps=10_000,
+               lr_milestones=(5_000, 7_500), validate_every=1000, checkpoint_every=500, log_every=50)
+
 PRESETS = {
     "psnr": _PSNR,  # RRDB_PSNR_x4
     "gan": _GAN,  # ESRGAN, --init from the psnr stage
@@ -100,8 +127,7 @@ PRESETS = {
     # paper's growth/filters ratio; 1.1M parameters instead of 16.7M), 64-px HR crops (16-px LR), batch
     # 16, 10k updates with the full rate for the first half (a short run gains most there), then halved
     # twice. About 2-2.5 s per update on the shared 2-core machine (load ~15); growth 32 costs 3.2 s.
-    "cpu": replace(_PSNR, num_filters=32, num_blocks=6, growth=16, hr_patch=64, steps=10_000,
-                   lr_milestones=(5_000, 7_500), validate_every=1000, checkpoint_every=500, log_every=50),
+    "cpu": _CPU,
     # The gan stage of the cpu preset on the 2-core CPU (the last phase of esrgan/weights/esrgan_x4.h5's
     # recipe, --init a cpu-preset PSNR model): the paper's loss weights with an offline perceptual
     # network and a colour anchor, batch 8 of 64-px crops; validated often, as NIQE swings between
@@ -109,9 +135,20 @@ PRESETS = {
     "gan-cpu": replace(_GAN, num_filters=32, num_blocks=6, growth=16, hr_patch=64, batch_size=8,
                        perceptual="disc-features", perceptual_weight=0.3, lowpass_weight=4.0, steps=1000,
                        lr_milestones=(), validate_every=50, checkpoint_every=50, log_every=10, max_psnr_drop=4.5),
+    # The cpu preset's data and schedule for Real-ESRGAN's SRVGGNetCompact at its published size (64
+    # filters, 16 convs: realesr-animevideov3), the generator that upscales fastest on a CPU.
+    "compact-cpu": replace(_CPU, arch="srvgg-compact", num_filters=64, num_convs=16),
+    # Real-ESRNet on the 2-core CPU: the cpu preset's network fine-tuned (--init esrgan/weights/rrdb_x4.h5)
+    # on Real-ESRGAN's second-order degradations with their published ranges; 128-px crops (32-px LR:
+    # room for the 21-px blur kernels), batch 8; a quarter of the crops get the plain bicubic downscale
+    # (clean inputs stay sharp); validated on Set5 with the published degradation (fixed seed).
+    "realesrnet-cpu": replace(_CPU, degradation="realesrgan", degradation_options=("clean_prob=0.25",),
+                              hr_patch=128, batch_size=8, lr=2e-4, steps=20_000,
+                              lr_milestones=(10_000, 15_000), validate_every=250, checkpoint_every=250,
+                              log_every=25),
     # A few seconds on a CPU: smoke tests of the whole pipeline, not a useful model.
-    "tiny": ESRGANConfig(num_filters=8, num_blocks=1, growth=4, disc_filters=8, hr_patch=32, batch_size=2,
-                         steps=4, lr_milestones=(2,), validate_every=2, checkpoint_every=2, log_every=1),
+    "tiny": ESRGANConfig(num_filters=8, num_blocks=1, growth=4, num_convs=2, disc_filters=8, hr_patch=32,
+                         batch_size=2, steps=4, lr_milestones=(2,), validate_every=2, checkpoint_every=2, log_every=1),
 }
 
 

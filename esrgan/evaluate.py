@@ -7,6 +7,9 @@
 common.checkpoints.load_model (krasserm:srresnet, krasserm:srgan). The JSON is the common
 evaluation JSON; with --niqe every image gets "niqe" (no-reference, lower is better; MATLAB's niqe
 on the Y channel of the 8-bit SR image, `scale` border pixels cropped) and the result its mean.
+Every result has "false_colour" beside PSNR/SSIM (common.metrics.false_colour: the chroma detail the
+output has where HR has none, lower is better): NIQE rewards high-frequency texture, amplified noise
+and colour lattices included, so read the two together.
 """
 import argparse
 import sys

@@ -1,4 +1,5 @@
-"""ESRGAN networks (Wang et al., 2018): the RRDB generator and the VGG-style discriminator.
+"""ESRGAN networks (Wang et al., 2018): the RRDB generator and the VGG-style discriminator; and
+Real-ESRGAN's SRVGGNetCompact (Wang et al., 2021), a small generator for CPUs.
 
 Layer names follow the official PyTorch code (xinntao/ESRGAN `RRDBNet_arch.py`) with "." replaced
 by "_", e.g. `RRDB_trunk.3.RDB2.conv5` -> `RRDB_trunk_3_RDB2_conv5`, so `esrgan.convert` can load
@@ -10,6 +11,8 @@ import common  # noqa: F401  (quiet TensorFlow import)
 import keras
 import tensorflow as tf
 from keras import layers
+
+from common.layers import PixelShuffle
 
 
 @keras.saving.register_keras_serializable(package="sr")
@@ -118,6 +121,37 @@ def rrdb_generator(
         fea = layers.LeakyReLU(0.2, name=f"upconv{i}_lrelu")(fea)
     fea = layers.LeakyReLU(0.2, name="HRconv_lrelu")(_conv(num_filters, "HRconv")(fea))
     out = _conv(3, "conv_last")(fea)
+    return keras.Model(inp, out, name=name)
+
+
+def srvgg_compact(scale=4, num_filters=64, num_convs=16, name="srvgg_compact"):
+    """Real-ESRGAN's SRVGGNetCompact (xinntao/Real-ESRGAN `srvgg_arch.py`; the defaults are
+    realesr-animevideov3's, realesr-general-x4v3 has 32 convs): conv 3x3 (3 -> F) + PReLU,
+    `num_convs` x (conv 3x3 F -> F + PReLU), conv 3x3 F -> 3*scale^2, pixel shuffle, plus the
+    nearest-upsampled input. Every convolution runs at LR resolution.
+
+    PReLU has one slope per channel, 0.25 at first (torch.nn.PReLU). The pixel shuffle uses
+    TensorFlow's depth_to_space channel order: PyTorch weights need conv_last's output channels
+    permuted (esrgan.torch_reference.srvgg_state_dict).
+    """
+    if scale < 1 or num_filters < 1 or num_convs < 0:
+        raise ValueError(f"scale and num_filters must be >= 1 and num_convs >= 0; got {scale}, {num_filters}, "
+                         f"{num_convs}")
+    inp = keras.Input((None, None, 3), name="lr")
+
+    def prelu(n):
+        return layers.PReLU(keras.initializers.Constant(0.25), shared_axes=[1, 2], name=f"prelu{n}")
+
+    x = prelu(0)(_conv(num_filters, "conv_first")(inp))
+    for n in range(1, num_convs + 1):
+        x = prelu(n)(_conv(num_filters, f"conv{n}")(x))
+    x = _conv(3 * scale * scale, "conv_last")(x)
+    if scale > 1:
+        x = PixelShuffle(scale, name="shuffle")(x)
+        base = layers.UpSampling2D(scale, interpolation="nearest", name="upsampled_input")(inp)
+    else:
+        base = inp
+    out = layers.Add(name="add_input")([x, base])
     return keras.Model(inp, out, name=name)
 
 

@@ -1,9 +1,12 @@
-"""A PyTorch RRDBNet following the published ESRGAN definition, for parity tests and benchmarks.
+"""A PyTorch RRDBNet following the published ESRGAN definition, and an SRVGGNetCompact following
+Real-ESRGAN's, for parity tests and benchmarks.
 
 Two parameter naming schemes: "official" (xinntao/ESRGAN: `conv_first`, `RRDB_trunk.N.RDB1.conv1`,
 `trunk_conv`, `upconv1`, `HRconv`, `conv_last`) and "basicsr" (`conv_first`, `body.N.rdb1.conv1`,
 `conv_body`, `conv_up1`, `conv_hr`, `conv_last`). `to_old_arch` renames an official state dict to
-the original "model.N" layout. torch is imported only when a network is built.
+the original "model.N" layout. The SRVGGNetCompact keeps Real-ESRGAN's `body.N` names;
+`srvgg_state_dict` gives it the weights of our Keras model. torch is imported only when a network
+is built.
 """
 import functools
 import re
@@ -99,4 +102,69 @@ def to_old_arch(state_dict, num_blocks, scale=4):
         m = re.fullmatch(r"RRDB_trunk\.(\d+)\.(RDB\d\.conv\d)", module)
         new = f"model.1.sub.{m[1]}.{m[2]}.0" if m else top[module]
         out[f"{new}.{param}"] = value
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _compact_class():
+    from torch import nn
+    from torch.nn import functional as F
+
+    class SRVGGNetCompact(nn.Module):
+        """body: conv, PReLU, num_convs x (conv, PReLU), conv to 3*scale^2; pixel shuffle; plus the
+        nearest-upsampled input (Real-ESRGAN's `srvgg_arch.py`, PReLU activations)."""
+
+        def __init__(self, num_filters=64, num_convs=16, scale=4):
+            super().__init__()
+            self.scale = scale
+            body = [nn.Conv2d(3, num_filters, 3, 1, 1), nn.PReLU(num_filters)]
+            for _ in range(num_convs):
+                body += [nn.Conv2d(num_filters, num_filters, 3, 1, 1), nn.PReLU(num_filters)]
+            body.append(nn.Conv2d(num_filters, 3 * scale * scale, 3, 1, 1))
+            self.body = nn.ModuleList(body)
+            self.upsampler = nn.PixelShuffle(scale)
+
+        def forward(self, x):
+            out = x
+            for module in self.body:
+                out = module(out)
+            return self.upsampler(out) + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+    return SRVGGNetCompact
+
+
+def srvgg_compact(num_filters=64, num_convs=16, scale=4):
+    """A torch.nn.Module SRVGGNetCompact (NCHW, RGB in [0, 1]) with Real-ESRGAN's parameter names."""
+    return _compact_class()(num_filters, num_convs, scale)
+
+
+def shuffle_permutation(scale, channels=3):
+    """Index map from PyTorch pixel_shuffle channel order to TensorFlow's depth_to_space order:
+    PyTorch channel c*r*r + i*r + j is TensorFlow channel (i*r + j)*C + c."""
+    r = scale
+    return [(i * r + j) * channels + c for c in range(channels) for i in range(r) for j in range(r)]
+
+
+def srvgg_state_dict(model) -> dict:
+    """A state dict of `srvgg_compact`'s PyTorch module holding the weights of esrgan.models.srvgg_compact
+    `model` (Keras): kernels HWIO -> OIHW, PReLU slopes flattened, conv_last's output channels
+    reordered for nn.PixelShuffle."""
+    import keras
+    import numpy as np
+    import torch
+
+    layers = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.PReLU))]
+    out = {}
+    scale = round((layers[-1].filters // 3) ** 0.5)
+    for n, layer in enumerate(layers):
+        weights = layer.get_weights()
+        if isinstance(layer, keras.layers.PReLU):
+            out[f"body.{n}.weight"] = torch.from_numpy(np.ascontiguousarray(weights[0].reshape(-1)))
+            continue
+        kernel, bias = weights
+        if layer.name == "conv_last":
+            order = shuffle_permutation(scale)
+            kernel, bias = kernel[..., order], bias[order]
+        out[f"body.{n}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+        out[f"body.{n}.bias"] = torch.from_numpy(np.ascontiguousarray(bias))
     return out

@@ -3,8 +3,10 @@
     python -m esrgan.train --stage psnr --export esrgan/weights/rrdb_psnr_x4.h5
     python -m esrgan.train --stage gan --init runs/esrgan-psnr --export esrgan/weights/rrdb_x4.h5
     python -m esrgan.train --preset cpu --export rrdb_cpu_x4.h5        # small, trains on a CPU
+    python -m esrgan.train --preset compact-cpu --export compact_x4.h5  # --arch srvgg-compact: fast to run
 
-Stage "psnr" trains the RRDB generator alone with L1 (RRDB_PSNR); stage "gan" trains it against
+Stage "psnr" trains the generator (--arch: ESRGAN's RRDBNet, SRGAN's SRResNet or Real-ESRGAN's
+SRVGGNetCompact, recorded in the checkpoint's JSON) alone with L1 (RRDB_PSNR); stage "gan" trains it against
 the relativistic discriminator from PSNR weights (--init: an exported checkpoint or a psnr run
 folder, whose best checkpoint is used; default the psnr run of the same preset). Runs resume from
 --run-dir (default runs/esrgan-<stage>, or runs/esrgan-<preset>-<stage> for other presets). Set5
@@ -14,6 +16,7 @@ which biases Set5) with its JSON metadata; a resumed run uses the configured lea
 esrgan.config.ESRGANConfig is a flag (--num-blocks 4 --num-filters 32 ...).
 """
 import argparse
+import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -23,22 +26,26 @@ import keras
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.chapter import (Session, generator_parser, generator_session, init_generator,  # noqa: F401
                             stage_main, stage_train, training_meta)  # init_generator: re-exported for the chapter's users
+from common import registry
+from common.chapter import InitError, has_checkpoints
 from common.training import make_strategy
 from common.perceptual import hidden_layers, perceptual_description as describe_perceptual, pretrained_discriminator
 from common.vgg import vgg_features
 from common.config_cli import config_from_args
 from esrgan.chapter import CHAPTER
-from esrgan.config import PRESETS, ESRGANConfig, default_preset
+from esrgan.config import ARCHITECTURES, PRESETS, ESRGANConfig, default_preset
 from esrgan.gan import ESRGAN, PSNRTrainer
 from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
                            RelativisticGeneratorLoss, normalised_feature_loss, pixel_loss)
-from esrgan.models import discriminator, rrdb_generator
+from esrgan.models import discriminator
 
 PERCEPTUAL_LAYER = "conv5_4"  # VGG19, before its ReLU
 PRETRAINED_DISCRIMINATOR = "krasserm:discriminator"  # the 'pretrained-disc' network: the published SRGAN one
 
 
 def display_name(config: ESRGANConfig) -> str:
+    if config.arch != "rrdb":
+        return {"srresnet": "SRResNet-", "srvgg-compact": "SRVGGNetCompact-"}[config.arch] + config.stage.upper()
     return "RRDB-PSNR" if config.stage == "psnr" else "ESRGAN"
 
 
@@ -105,9 +112,18 @@ def make_losses(config: ESRGANConfig, vgg_weights="imagenet", discriminator=None
     return g_loss, RelativisticDiscriminatorLoss()
 
 
+def build_generator(config: ESRGANConfig) -> keras.Model:
+    """The --arch generator with the config's arguments (through common.registry, as a checkpoint's
+    JSON rebuilds it)."""
+    return registry.build(config.architecture, **config.generator_args())
+
+
 def checkpoint_meta(config: ESRGANConfig, steps: int, val_psnr, init=None, vgg_weights="imagenet") -> dict:
+    # another chapter's architecture (srresnet) is declared there; these losses train every generator
+    # to give [0, 1] (SRGAN's own SRResNet gives [-1, 1])
+    owner = CHAPTER if config.architecture in CHAPTER.architectures else registry.chapter_of(config.architecture)
     meta = {
-        **CHAPTER.checkpoint_meta("rrdb_generator", config.generator_args(), config.scale),
+        **owner.checkpoint_meta(config.architecture, config.generator_args(), config.scale, output_range=[0, 1]),
         **training_meta(config, steps, val_psnr),
         "display_name": display_name(config),
     }
@@ -124,6 +140,7 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
           vgg_weights="imagenet", progress: bool = True) -> Session:
     """Networks, optimizers, losses, data and a Trainer resumed from `run_dir` if it holds a run."""
     run_dir = Path(run_dir)
+    check_architecture(config, run_dir, init)
     keras.utils.set_random_seed(config.seed)  # initial weights, not only the data
     strategy = make_strategy(strategy_name)
 
@@ -131,7 +148,7 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
         # The VGG loss first: a missing VGG19 weights file stops the run before anything is written.
         on_disc = config.perceptual == "disc-features"
         losses = make_losses(config, vgg_weights) if config.stage == "gan" and not on_disc else None
-        generator = rrdb_generator(**config.generator_args())
+        generator = build_generator(config)
         g_optimizer = make_optimizer(config, hold=config.d_warmup if config.stage == "gan" else 0)
         trackables = {"generator": generator, "g_optimizer": g_optimizer}
         if config.stage == "psnr":
@@ -150,6 +167,50 @@ def build(config: ESRGANConfig, run_dir, strategy_name: str = "default", init=No
     return generator_session(config, run_dir, strategy, model, trackables, init, name=f"esrgan-{config.stage}",
                              meta=checkpoint_meta(config, 0, None, vgg_weights=vgg_weights), batch_size=config.batch_size,
                              run_config=run_config, progress=progress, guarded=config.stage == "gan")
+
+
+def run_arch(run_dir: Path) -> str | None:
+    """The --arch a run folder trained (its config.json; runs from before --arch: rrdb), or None."""
+    try:
+        return json.loads((Path(run_dir) / "config.json").read_text()).get("arch", "rrdb")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_architecture(config: ESRGANConfig, run_dir: Path, init) -> None:
+    """InitError (one line) when the run to resume, or the --init weights of a new run, hold another
+    architecture than --arch, before anything is built or written."""
+    if has_checkpoints(run_dir):
+        trained = run_arch(run_dir)
+        if trained is not None and trained != config.arch:
+            raise InitError(f"{run_dir} is a run of --arch {trained}, not {config.arch}: resume it with "
+                            f"--arch {trained}, or give this run another --run-dir")
+        return
+    if not init:
+        return
+    path = Path(init)
+    if path.is_dir():
+        trained = run_arch(path) if has_checkpoints(path) else None
+    else:
+        from common.checkpoints import CheckpointError, read_meta
+
+        try:
+            meta = read_meta(path, required=False)
+        except CheckpointError:
+            return  # init_generator reports an unreadable checkpoint
+        architecture = meta.get("architecture")
+        if architecture is None:
+            return  # a file without our JSON: init_generator compares the weights
+        by_name = {v: k for k, v in ARCHITECTURES.items()}
+        trained = by_name.get(architecture, architecture)
+        output_range = list(meta.get("output_range") or [0, 1])
+        if trained == config.arch and output_range != [0, 1]:
+            raise InitError(f"--init {init} gives values in {output_range}, this run trains a generator "
+                            "to give [0, 1]")
+    if trained is not None and trained != config.arch:
+        hint = f"--arch {trained}" if trained in ARCHITECTURES else "another --init"
+        raise InitError(f"--init {init} holds a {trained} generator, but this run trains --arch {config.arch} "
+                        f"(weights cannot move between architectures: use {hint}, or '--init none')")
 
 
 train = stage_train(build, checkpoint_meta, display_name)

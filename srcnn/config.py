@@ -2,6 +2,7 @@
 from dataclasses import dataclass, replace
 
 from common.config_cli import setting
+from common.degradations import DEGRADATION_HELP, DEGRADATIONS, OPTIONS_HELP
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,8 @@ class SRCNNConfig:
     n1: int = setting(64, "filters of conv1")
     n2: int = setting(32, "filters of conv2")
     color: str = setting("y", "channels the network sees: 'y' (the paper; Cb/Cr upscaled bicubically) or 'rgb'")
-    degradation: str = setting("bicubic", "how LR inputs are made from HR images: bicubic, gaussian or nearest")
+    degradation: str = setting("bicubic", DEGRADATION_HELP, choices=DEGRADATIONS)
+    degradation_options: tuple[str, ...] = setting((), OPTIONS_HELP, nargs="*")
     train_data: tuple[str, ...] = setting(("T91",), "training folders under ../shared/data, or paths")
     patch: int = setting(33, "input sub-image size", unit="px")
     stride: int | None = setting(14, "step of the paper's grid of sub-images; none or 0: random crops", unit="px")

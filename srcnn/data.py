@@ -7,17 +7,19 @@ from common.images import list_images, mod_crop, read_image, rgb_to_y, to_uint8
 from common.paths import resolve_data
 
 
-def training_pairs(folders, scale: int, degradation: str = "bicubic", color: str = "y"):
-    """[(bicubic input, HR target)] float32 (H, W, C) per image, LR quantised to 8 bits."""
+def training_pairs(folders, scale: int, degradation: str = "bicubic", color: str = "y", seed: int = 0,
+                   options=()):
+    """[(bicubic input, HR target)] float32 (H, W, C) per image, LR quantised to 8 bits (a random
+    degradation draws image k's parameters from (seed, k), once, as the paper degrades once)."""
     pairs = []
-    for folder in folders:
-        for path in list_images(resolve_data(folder)):
-            hr = mod_crop(read_image(path), scale)
-            lr = to_uint8(degrade(hr, scale, degradation)) / 255.0
-            inp = imresize(lr, float(scale))
-            if color == "y":
-                hr, inp = rgb_to_y(hr)[..., None], rgb_to_y(np.clip(inp, 0, 1))[..., None]
-            pairs.append((inp.astype(np.float32), hr.astype(np.float32)))
+    paths = [path for folder in folders for path in list_images(resolve_data(folder))]
+    for index, path in enumerate(paths):
+        hr = mod_crop(read_image(path), scale)
+        lr = to_uint8(degrade(hr, scale, degradation, seed, index, options)) / 255.0
+        inp = imresize(lr, float(scale))
+        if color == "y":
+            hr, inp = rgb_to_y(hr)[..., None], rgb_to_y(np.clip(inp, 0, 1))[..., None]
+        pairs.append((inp.astype(np.float32), hr.astype(np.float32)))
     return pairs
 
 

@@ -139,7 +139,8 @@ def build(config: SRCNNConfig, run_dir, strategy_name="default", init=None, prog
         into per-replica batches: with one pipeline the replicas together see exactly the
         default strategy's batches, so the strategy does not change what is trained on."""
         pairs = [p for s in config.scales
-                 for p in training_pairs(config.train_data, s, config.degradation, config.color)]
+                 for p in training_pairs(config.train_data, s, config.degradation, config.color, config.seed,
+                                         config.degradation_options)]
         per_replica = ctx.get_per_replica_batch_size(config.batch_size)
         local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
         ds = sub_image_dataset(pairs, config.patch, b, per_replica * local, config.stride,

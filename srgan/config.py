@@ -8,6 +8,7 @@ here train on T91 + BSD200 from ../shared/data, so expect lower numbers than the
 from dataclasses import dataclass, replace
 
 from common.config_cli import setting
+from common.degradations import DEGRADATION_HELP, DEGRADATIONS, OPTIONS_HELP
 from common.gan_settings import GANStageSettings
 
 STAGES = ("pretrain", "gan")
@@ -40,7 +41,8 @@ class SRGANConfig(GANStageSettings):
     disc_filters: int = setting(64, "filters of the discriminator's first convolution (doubled per stage)")
     # data: random HR crops, LR made by the degradation on the fly
     train_data: tuple[str, ...] = setting(("T91", "BSD200"), "training folders under ../shared/data, or paths")
-    degradation: str = setting("bicubic", "how LR inputs are made from HR crops: bicubic, gaussian or nearest")
+    degradation: str = setting("bicubic", DEGRADATION_HELP, choices=DEGRADATIONS)
+    degradation_options: tuple[str, ...] = setting((), OPTIONS_HELP, nargs="*")
     hr_patch: int = setting(96, "HR crop size (a multiple of the scale; of 16 in the gan stage)", unit="px")
     batch_size: int = setting(16, "crops per generator update")
     # optimisation: Adam for both networks

@@ -9,7 +9,9 @@ krasserm ones. With one dataset and one SPEC, --json writes the common
 evaluation JSON; with several results it writes a list of them. --table adds nearest, bicubic and
 SRCNN (srcnn/weights/srcnn_x<scale>.h5 if shipped) rows; datasets default to Set5 and Set14.
 The generator sees LR RGB in its meta's input range and runs in inference mode (BN moving statistics);
-its output is mapped back to [0, 1] and clipped, then rounded to 8 bits by the protocol.
+its output is mapped back to [0, 1] and clipped, then rounded to 8 bits by the protocol. Every result
+has "false_colour" (common.metrics.false_colour: chroma detail HR lacks, lower is better), a column of
+the table too.
 """
 import argparse
 import sys
@@ -83,17 +85,19 @@ def table_rows(specs, scale, notes, precision: str = "float32", backend: str = "
 
 
 def format_table(results, datasets, labels) -> str:
-    """Rows = methods, columns = PSNR/SSIM per dataset (the paper's Table 2, transposed)."""
+    """Rows = methods, columns = PSNR/SSIM per dataset (the paper's Table 2, transposed) and each
+    dataset's false colour (FC, not in the paper)."""
     by_key = {(r["model"], r["dataset"]): r for r in results}
     names = [Path(d).name for d in datasets]
     width = max(len(label) for label, _ in labels) + 2
-    head = f"{'method':<{width}}" + "".join(f"{n + ' PSNR':>14}{n + ' SSIM':>13}" for n in names)
+    head = f"{'method':<{width}}" + "".join(f"{n + ' PSNR':>14}{n + ' SSIM':>13}{n + ' FC':>11}" for n in names)
     lines = [head, "-" * len(head)]
     for label, spec in labels:
         cells = ""
         for n in names:
             r = by_key.get((spec, n))
-            cells += f"{r['psnr']:14.2f}{r['ssim']:13.4f}" if r else f"{'-':>14}{'-':>13}"
+            cells += (f"{r['psnr']:14.2f}{r['ssim']:13.4f}{r['false_colour']:11.2f}" if r
+                      else f"{'-':>14}{'-':>13}{'-':>11}")
         lines.append(f"{label:<{width}}{cells}")
     return "\n".join(lines)
 
@@ -155,6 +159,7 @@ def main(argv=None) -> int:
             print(f"x{args.scale}, {args.degradation} degradation, Y channel, {args.scale}-pixel border crop"
                   + (", every row self-ensembled (8 flips/rotations)" if args.self_ensemble else ""))
             print(format_table(results, datasets, [(label, spec) for label, spec, _ in rows]))
+            print("note: FC = false colour, the chroma detail HR lacks (8-bit levels, lower is better)")
             for note in notes:
                 print(f"note: {note}")
         if args.json:

@@ -244,3 +244,41 @@ def test_a_real_world_run_killed_and_resumed_equals_an_uninterrupted_one(texture
     assert a.keys() == b.keys() and len(a) > 10
     different = [k for k in a if a[k].tobytes() != b[k].tobytes()]
     assert not different, different[:5]
+
+
+def test_unsharp_mask_matches_opencv_and_leaves_flat_images_alone():
+    import cv2
+
+    from common.realworld import usm_sharpen
+
+    rng = np.random.default_rng(4)
+    image = np.clip(rng.random((40, 48, 3)) * 0.3 + np.linspace(0, 0.6, 48)[None, :, None], 0, 1).astype(np.float32)
+    image[:, 24:] += 0.3  # an edge the mask picks up
+    image = np.clip(image, 0, 1)
+    # BasicSR's usm_sharp, written out with OpenCV (reflect-101 borders, sigma from the 51-px size)
+    blur = cv2.GaussianBlur(image, (51, 51), 0)
+    residual = image - blur
+    soft = cv2.GaussianBlur((np.abs(residual) * 255 > 10).astype(np.float32), (51, 51), 0)
+    expected = soft * np.clip(image + 0.5 * residual, 0, 1) + (1 - soft) * image
+    np.testing.assert_allclose(usm_sharpen(tf.constant(image)).numpy(), expected, atol=2e-5)
+    flat = np.full((30, 30, 3), 0.4, np.float32)
+    np.testing.assert_allclose(usm_sharpen(tf.constant(flat)).numpy(), flat, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["realesrgan", "bsrgan"])
+def test_clean_share_gives_the_plain_bicubic_downscale_to_that_share(name):
+    degradation = make_degradation(name, ["clean_prob=0.3"])
+    assert abs(share(draws(degradation, n=3000)["clean"]) - 0.3) < 0.03
+    assert not draws(make_degradation(name), n=500)["clean"].any()  # off by default, as published
+    hr = tf.constant(np.random.default_rng(2).random((32, 40, 3)).astype(np.float32))
+    bicubic = np.clip(degrade(hr.numpy(), 4, "bicubic"), 0, 1)
+    seen = set()
+    for i in range(8):
+        key = tf.constant([1, i], tf.int64)
+        params = degradation.draw(key)
+        seen.add(bool(params["clean"]))
+        out = degradation.apply(hr, params, 4).numpy()
+        tf_bicubic = tf.clip_by_value(tf.image.resize(hr[None], [8, 10], "bicubic", antialias=True)[0], 0, 1)
+        assert np.array_equal(out, tf_bicubic.numpy()) == bool(params["clean"])
+        assert np.abs(tf_bicubic.numpy() - bicubic)[1:-1, 1:-1].max() < 0.02  # the field's bicubic, inside
+    assert seen == {True, False}

@@ -23,7 +23,8 @@ def test_installed_chapters_declare_their_architectures_and_defaults():
         for arch in spec.architectures:
             assert callable(registry.get_builder(arch))
             assert registry.chapter_of(arch) is spec
-    assert found["srgan"].generators == ("srresnet",) and found["esrgan"].generators == ("rrdb_generator",)
+    assert found["srgan"].generators == ("srresnet",)
+    assert found["esrgan"].generators == ("rrdb_generator", "srvgg_compact")
     assert registry.architecture("srgan_discriminator").role == "discriminator"
     assert registry.ARCHITECTURES["srresnet"] == "srgan.models:srresnet"  # the view of the old table
     assert registry.weight_sources() == {"krasserm": "srgan.krasserm:load_krasserm"}
@@ -31,7 +32,8 @@ def test_installed_chapters_declare_their_architectures_and_defaults():
     # the shipped weights the upscale commands default to
     assert found["srcnn"].default_weights(2) == REPO / "srcnn" / "weights" / "srcnn_x2.h5"
     assert found["srgan"].default_weights() == REPO / "srgan" / "weights" / "srgan_x4.h5"
-    assert found["esrgan"].default_weights().name == "esrgan_x4.h5"
+    # not esrgan_x4.h5: its false colour on Set14 is above krasserm's SRGAN's
+    assert found["esrgan"].default_weights().name == "esrgan_interp_x4.h5"
     with pytest.raises(registry.UnknownChapter, match="unknown chapter 'nope'"):
         registry.chapter("nope")
 
@@ -53,7 +55,8 @@ def test_checkpoint_meta_follows_the_architecture_declaration():
     assert srcnn["upsampling"] == "pre" and srcnn["color"] == "rgb"
 
 
-@pytest.mark.parametrize("chapter,name", [("srcnn", "srcnn_x3"), ("srgan", "srresnet_x4"), ("esrgan", "rrdb_x4")])
+@pytest.mark.parametrize("chapter,name", [("srcnn", "srcnn_x3"), ("srgan", "srresnet_x4"), ("esrgan", "rrdb_x4"),
+                                         ("esrgan", "esrgan_interp_x4")])
 def test_shipped_weights_rebuilt_from_their_json_equal_the_whole_models(chapter, name):
     """X.weights.h5 is rebuilt through the registry from the JSON's architecture name."""
     whole = REPO / chapter / "weights" / f"{name}.h5"
@@ -138,3 +141,18 @@ def test_reading_the_chapters_loads_no_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     names, tf_loaded, keras_loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert "rrdb_generator" in names and not tf_loaded and not keras_loaded
+
+
+def test_the_default_esrgan_weights_are_the_interpolation_their_json_names():
+    path = registry.chapter("esrgan").default_weights()
+    model, meta = checkpoints.load_model(path)
+    how = meta["interpolation"]
+    assert meta["stage"] == "interpolation" and 0 < how["alpha"] < 1
+    psnr, _ = checkpoints.load_model(REPO / how["psnr"])
+    gan, _ = checkpoints.load_model(REPO / how["gan"])
+    for w, a, b in zip(model.get_weights(), psnr.get_weights(), gan.get_weights(), strict=True):
+        np.testing.assert_allclose(w, (1 - how["alpha"]) * a + how["alpha"] * b, rtol=1e-6, atol=1e-7)
+    measured = meta["measured"]["Set14_x4"]
+    assert {"psnr", "niqe", "false_colour"} <= set(measured)
+    # the reason it is the default: no more false colour than the published SRGAN
+    assert measured["false_colour"] <= meta["measured"]["reference_Set14_x4"]["krasserm:srgan"]["false_colour"]

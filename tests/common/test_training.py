@@ -406,3 +406,95 @@ def test_a_trainer_turns_on_op_determinism_unless_told_not_to(tmp_path):
         assert trainer.fit()["step"] == 2  # the step's ops run under it
     finally:
         (tf_config.enable_op_determinism if was_on else tf_config.disable_op_determinism)()
+
+
+# --- a GAN stage's best step: the lowest NIQE within a false-colour bound ------------------------
+
+def test_choose_best_is_the_lowest_niqe_within_the_false_colour_bound():
+    from common.training import choose_best
+
+    records = [{"step": 2, "niqe": 5.0, "false_colour": 1.4},   # lowest NIQE, too colourful
+               {"step": 4, "niqe": 6.0, "false_colour": 0.9},
+               {"step": 6, "niqe": 5.5, "false_colour": 1.0},   # on the bound: allowed
+               {"step": 8, "niqe": 7.0, "false_colour": 0.2}]
+    assert choose_best(records, "niqe", "min", ("false_colour", 1.0))["step"] == 6
+    assert choose_best(records, "niqe", "min", ("false_colour", 0.5))["step"] == 8
+    assert choose_best(records, "niqe", "min")["step"] == 2  # NIQE alone
+    # none within: the lowest false colour, whatever its NIQE
+    assert choose_best(records, "niqe", "min", ("false_colour", 0.1))["step"] == 8
+    assert choose_best(records[:3], "niqe", "min", ("false_colour", 0.1))["step"] == 4
+    # the order of validation does not matter
+    assert choose_best(records[::-1], "niqe", "min", ("false_colour", 1.0))["step"] == 6
+    # a best kept before false colour was measured yields to any measured step
+    assert choose_best([{"step": 1, "niqe": 1.0}, records[0]], "niqe", "min", ("false_colour", 1.0))["step"] == 2
+
+
+def test_trainer_keeps_the_lowest_niqe_within_the_false_colour_bound(tmp_path):
+    from common.training import choose_best
+
+    niqe = {2: 5.0, 4: 6.0, 6: 5.5, 8: 7.0}
+    colour = {2: 1.4, 4: 0.9, 6: 1.2, 8: 0.3}
+    validate = lambda s: ({"psnr": 30.0, "niqe": niqe[s], "false_colour": colour[s]}, None)  # noqa: E731
+    trainer, _, _ = build(tmp_path / "a", 8, validate=validate, validate_every=2, best_metric="niqe",
+                          best_mode="min", best_within=("false_colour", 1.0))
+    trainer.fit()
+    best = json.loads((tmp_path / "a" / "best.json").read_text())
+    assert best["step"] == 4 and best == choose_best(trainer.validations, "niqe", "min", ("false_colour", 1.0))
+    assert tf.train.latest_checkpoint(str(tmp_path / "a" / "best")).endswith("-4")
+    # no step within the bound: the lowest false colour
+    trainer, _, _ = build(tmp_path / "b", 8, validate=validate, validate_every=2, best_metric="niqe",
+                          best_mode="min", best_within=("false_colour", 0.2))
+    trainer.fit()
+    assert json.loads((tmp_path / "b" / "best.json").read_text())["step"] == 8
+
+
+def test_export_without_a_step_within_the_bound_says_so(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from common.chapter import Session, fit_and_export
+
+    colour = {2: 1.4, 4: 1.2, 6: 1.3}
+    validate = lambda s: ({"psnr": 30.0, "niqe": 9.0 - s, "false_colour": colour[s]}, None)  # noqa: E731
+    trainer, model, opt = build(tmp_path / "run", 6, validate=validate, validate_every=2, best_metric="niqe",
+                                best_mode="min", best_within=("false_colour", 1.0))
+    session = Session(SimpleNamespace(val_data="Set5"), trainer, model, model, opt)
+    fit_and_export(session, tmp_path / "run", tmp_path / "g.h5", lambda step, psnr: {"steps": step}, best=True,
+                   display="toy", progress=False)
+    meta = json.loads((tmp_path / "g.json").read_text())
+    assert meta["steps"] == 4 and meta["val_false_colour"] == 1.2 and meta["val_niqe"] == 5.0
+    assert "lowest false colour" in meta["checkpoint_choice"]
+    assert "lowest false colour" in capsys.readouterr().out  # said even without progress output
+
+
+@pytest.fixture(scope="module")
+def niqe_data(tmp_path_factory):
+    from tests.synthetic import sinusoid_folders
+
+    # validation images large enough for two of NIQE's 96x96 blocks
+    return sinusoid_folders(tmp_path_factory.mktemp("fc_data"), 200, 200, max_freq=6, amplitude=0.3, noise=0.05)
+
+
+def _tiny_gan_run(data, run_dir, export, max_false_colour):
+    from dataclasses import replace
+
+    from esrgan import train as esrgan_train
+    from esrgan.config import PRESETS
+
+    config = replace(PRESETS["tiny"], train_data=(str(data / "train"),), val_data=str(data / "val"), stage="gan",
+                     perceptual="disc-features", steps=2, lr_milestones=(), validate_every=1, checkpoint_every=1,
+                     max_psnr_drop=100.0, max_colour_shift=1.0, max_false_colour=max_false_colour)
+    esrgan_train.train(config, run_dir, init=None, export=export, vgg_weights=None, progress=False)
+    records = [json.loads(line) for line in (run_dir / "validation.jsonl").read_text().splitlines()]
+    return records, json.loads((run_dir / "best.json").read_text()), json.loads(export.with_suffix(".json").read_text())
+
+
+def test_a_tiny_gan_stage_exports_the_step_the_false_colour_rule_chooses(niqe_data, tmp_path):
+    from common.training import choose_best
+
+    bound = 0.5
+    records, best, meta = _tiny_gan_run(niqe_data, tmp_path / "run", tmp_path / "g.h5", bound)
+    assert [r["step"] for r in records] == [0, 1, 2] and all(r["false_colour"] >= 0 for r in records)
+    assert best == choose_best(records, "niqe", "min", ("false_colour", bound))
+    assert meta["steps"] == best["step"] and meta["val_false_colour"] == pytest.approx(best["false_colour"])
+    assert meta["val_niqe"] == pytest.approx(best["niqe"])
+    assert ("checkpoint_choice" in meta) == all(r["false_colour"] > bound for r in records)

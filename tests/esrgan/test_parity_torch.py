@@ -114,3 +114,36 @@ def test_missing_torch_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     with pytest.raises(convert.ConversionError, match="needs PyTorch"):
         convert.load_state_dict(tmp_path / "any.pth")
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_srvgg_compact_in_pytorch_gives_our_outputs(scale):
+    """Our Keras SRVGGNetCompact's weights in a PyTorch one written from Real-ESRGAN's definition
+    (nn.PixelShuffle, nn.PReLU, nearest F.interpolate): the same outputs."""
+    import keras
+
+    from esrgan.models import srvgg_compact
+    from esrgan.torch_reference import srvgg_compact as torch_compact
+    from esrgan.torch_reference import srvgg_state_dict
+
+    keras.utils.set_random_seed(scale)
+    model = srvgg_compact(scale=scale, num_filters=8, num_convs=3)
+    rng = np.random.default_rng(scale)
+    for layer in model.layers:  # slopes and biases away from their constant starts
+        if layer.weights:
+            layer.set_weights([w + rng.normal(0, 0.1, w.shape).astype(np.float32) for w in layer.get_weights()])
+    net = torch_compact(num_filters=8, num_convs=3, scale=scale).eval()
+    state = srvgg_state_dict(model)
+    assert set(state) == set(net.state_dict())  # Real-ESRGAN's names: body.N.weight / body.N.bias
+    net.load_state_dict(state)
+    x = lr(11, 9)
+    ours, ref = model(x, training=False).numpy(), torch_forward(net, x)
+    assert ours.shape == ref.shape == (1, 11 * scale, 9 * scale, 3)
+    assert np.abs(ours - ref).max() < 1e-4
+    assert np.abs(ours - np.repeat(np.repeat(x, scale, 1), scale, 2)).max() > 0.05  # more than the skip
+    # without the channel reordering the sub-pixels land in the wrong places
+    state["body.8.weight"] = torch.from_numpy(
+        np.ascontiguousarray(model.get_layer("conv_last").get_weights()[0].transpose(3, 2, 0, 1)))
+    state["body.8.bias"] = torch.from_numpy(model.get_layer("conv_last").get_weights()[1])
+    net.load_state_dict(state)
+    assert np.abs(torch_forward(net, x) - ours).max() > 1e-2

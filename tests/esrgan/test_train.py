@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.checkpoints import load_model
+from common.checkpoints import load_model, save_model
 from esrgan import train as esrgan_train
 from esrgan.config import PRESETS, ESRGANConfig
 from esrgan.gan import ESRGAN, METRICS
@@ -332,3 +332,101 @@ def test_r1_weight_changes_only_the_discriminators_update():
     assert any(not np.allclose(a, b) for a, b in zip(d0, d1))
     with pytest.raises(ValueError, match="r1_weight"):
         ESRGAN(gen, disc, *esrgan_train.make_losses(config, vgg_weights=None), r1_weight=-1.0)
+
+
+def test_compact_arch_trains_exports_and_upscales_on_every_backend(data, tmp_path, capsys, monkeypatch):
+    from common import backends
+    from common.upscaler import Upscaler
+
+    monkeypatch.setenv("SR_CACHE_DIR", str(tmp_path / "cache"))
+    run_dir, out = tmp_path / "run", tmp_path / "compact_x4.h5"
+    code = esrgan_train.main([
+        "--preset", "tiny", "--arch", "srvgg-compact", "--steps", "2", "--train-data", str(data / "train"),
+        "--val-data", str(data / "val"), "--run-dir", str(run_dir), "--export", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((run_dir / "config.json").read_text())["arch"] == "srvgg-compact"
+    model, meta = load_model(out)
+    assert meta["architecture"] == "srvgg_compact" and meta["args"] == {"scale": 4, "num_filters": 8, "num_convs": 2}
+    assert meta["display_name"] == "SRVGGNetCompact-PSNR" and meta["parameters"] == model.count_params()
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
+    rebuilt, _ = load_model(out.with_name("compact_x4.weights.h5"))  # by the JSON's architecture and args
+    x = np.random.default_rng(0).uniform(0, 1, (1, 6, 7, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model(x, training=False).numpy(), rebuilt(x, training=False).numpy())
+
+    image = np.random.default_rng(1).uniform(0, 1, (21, 18, 3)).astype(np.float32)
+    expected = Upscaler(str(out), backend="tensorflow", tile=0)(image)
+    assert expected.shape == (84, 72, 3)
+    for backend in [b for b in ("openvino", "onnxruntime") if backends.installed(b)]:
+        got = Upscaler(str(out), backend=backend, tile=0)(image)
+        assert np.abs(got - expected).max() <= 1 / 255, backend
+
+
+def test_init_and_resume_across_architectures_fail_with_one_line(data, tmp_path, capsys):
+    base = ["--preset", "tiny", "--steps", "2", "--train-data", str(data / "train"), "--val-data", str(data / "val"),
+            "--quiet", "--vgg-weights", "random"]
+    assert esrgan_train.main([*base, "--run-dir", str(tmp_path / "rrdb"), "--export", str(tmp_path / "rrdb.h5")]) == 0
+    capsys.readouterr()
+    for init in (tmp_path / "rrdb.h5", tmp_path / "rrdb"):  # an export, a run folder
+        assert esrgan_train.main([*base, "--stage", "gan", "--arch", "srvgg-compact", "--init", str(init),
+                                  "--run-dir", str(tmp_path / "gan")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --init") and "holds a rrdb generator" in err and "--arch rrdb" in err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "gan").exists()  # stopped before writing anything
+    # resuming the rrdb run as another architecture
+    resume = [*base, "--steps", "3", "--arch", "srvgg-compact", "--run-dir", str(tmp_path / "rrdb")]
+    assert esrgan_train.main(resume) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--arch rrdb" in err and err.count("\n") == 1
+    # a run folder from before --arch (no "arch" in its config.json) is an RRDB run
+    config_file = tmp_path / "rrdb" / "config.json"
+    old = {k: v for k, v in json.loads(config_file.read_text()).items() if k not in ("arch", "num_convs")}
+    config_file.write_text(json.dumps(old))
+    assert esrgan_train.run_arch(tmp_path / "rrdb") == "rrdb"
+    esrgan_train.check_architecture(tiny(data), tmp_path / "rrdb", None)  # resumes as rrdb
+    with pytest.raises(esrgan_train.InitError, match="--arch rrdb"):
+        esrgan_train.check_architecture(tiny(data, arch="srvgg-compact"), tmp_path / "new", tmp_path / "rrdb")
+
+
+def test_compact_preset_is_the_cpu_preset_with_the_compact_generator(capsys):
+    cpu, compact = PRESETS["cpu"], PRESETS["compact-cpu"]
+    assert (compact.arch, compact.num_filters, compact.num_convs) == ("srvgg-compact", 64, 16)
+    assert replace(compact, arch="rrdb", num_filters=cpu.num_filters) == cpu
+    assert compact.generator_args() == {"scale": 4, "num_filters": 64, "num_convs": 16}
+    assert esrgan_train.build_generator(compact).count_params() == 621_424
+    assert PRESETS["psnr"].arch == "rrdb" and "num_convs" not in PRESETS["psnr"].generator_args()
+    with pytest.raises(SystemExit):
+        esrgan_train.parse_args(["--arch", "vgg"])
+    assert "invalid choice: 'vgg'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="arch must be one of"):
+        replace(cpu, arch="vgg")
+
+
+def test_srresnet_arch_trains_to_zero_one_and_reloads_by_its_json(data, tmp_path, capsys):
+    from common.upscaler import Upscaler
+    from srgan.chapter import CHAPTER as SRGAN
+    from srgan.models import srresnet
+
+    out = tmp_path / "srresnet.h5"
+    code = esrgan_train.main([
+        "--preset", "tiny", "--arch", "srresnet", "--num-blocks", "1", "--steps", "2", "--train-data",
+        str(data / "train"), "--val-data", str(data / "val"), "--run-dir", str(tmp_path / "run"), "--export", str(out),
+        "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    model, meta = load_model(out.with_name("srresnet.weights.h5"))  # built by srgan's builder, from the JSON
+    assert meta["architecture"] == "srresnet" and meta["args"] == {"scale": 4, "num_filters": 8, "num_blocks": 1}
+    assert meta["output_range"] == [0, 1] and meta["display_name"] == "SRResNet-PSNR"  # not SRGAN's [-1, 1]
+    image = np.random.default_rng(2).uniform(0, 1, (10, 9, 3)).astype(np.float32)
+
+    def upscaled(source, meta=None):
+        return Upscaler(source, meta, backend="tensorflow", tile=0)(image)
+
+    got = upscaled(str(out))  # read with the file's JSON
+    np.testing.assert_allclose(got, upscaled(model, {"scale": 4, "output_range": [0, 1]}), atol=1e-6)
+    assert np.abs(got - upscaled(model, {"scale": 4, "output_range": [-1, 1]})).max() > 0.01
+    # SRGAN's own SRResNet gives [-1, 1]: not a start for these losses
+    srgan_file = tmp_path / "srgan_srresnet.h5"
+    save_model(srresnet(num_filters=8, num_blocks=1), srgan_file,
+               SRGAN.checkpoint_meta("srresnet", {"scale": 4, "num_filters": 8, "num_blocks": 1}, 4))
+    with pytest.raises(esrgan_train.InitError, match=r"gives values in \[-1, 1\]"):
+        esrgan_train.check_architecture(tiny(data, arch="srresnet", num_blocks=1), tmp_path / "new", srgan_file)

