@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_quality [--data Set5 --data Set14 --data DIR ...] [--scales 2 3 4]
         [--weights SPEC ...] [--max-images N] [--images NAME ...] [--no-niqe]
-        [--save-images DIR --save-names butterfly ...] [--json OUT]
+        [--save-images DIR --save-names butterfly ...] [--degradation bicubic|realesrgan|...] [--json OUT]
 
 Models, each at the scales it exists for (missing ones are skipped with a line saying so):
 nearest and bicubic (x2/x3/x4); the shipped SRCNN `srcnn/weights/srcnn_x{2,3,4}.h5`; the thesis's
@@ -31,6 +31,7 @@ from pathlib import Path
 import common  # noqa: F401  (quiet TensorFlow import)
 import numpy as np
 
+from common.degradations import DEGRADATIONS
 from common.files import write_json
 from common.images import list_images, write_image
 
@@ -201,7 +202,8 @@ def load_upscaler(spec: str, scales):
     return model_scales, lambda scale: fn
 
 
-def evaluate(upscale_fn, data_dir, scale: int, name: str, with_niqe: bool, keep=None) -> dict:
+def evaluate(upscale_fn, data_dir, scale: int, name: str, with_niqe: bool, keep=None,
+             degradation: str = "bicubic") -> dict:
     """common.evaluate.evaluate_model plus NIQE per image (as esrgan.evaluate does) and kept outputs."""
     from common.evaluate import evaluate_model
     from esrgan.evaluate import image_niqe, mean_or_none
@@ -215,7 +217,7 @@ def evaluate(upscale_fn, data_dir, scale: int, name: str, with_niqe: bool, keep=
         outputs.append(sr)
         return sr
 
-    result = evaluate_model(fn, data_dir, scale, "bicubic", name=name)
+    result = evaluate_model(fn, data_dir, scale, degradation, name=name)
     for row, score in zip(result["per_image"], scores):
         row["niqe"] = score
     result["niqe"] = mean_or_none(scores) if with_niqe else None
@@ -236,7 +238,7 @@ def result_line(r: dict) -> str:
 
 
 def run(data=DEFAULT_DATA, scales=(2, 3, 4), weights=(), max_images=None, images=None, with_niqe=True,
-        save_images=None, save_names=(), out=None) -> dict:
+        save_images=None, save_names=(), out=None, degradation="bicubic") -> dict:
     out = out or (lambda line: print(line, flush=True))
     env = environment()
     out(format_environment(env))
@@ -249,7 +251,7 @@ def run(data=DEFAULT_DATA, scales=(2, 3, 4), weights=(), max_images=None, images
             folders.append(sub)
             used[folder.name] = names
         out(f"data: {', '.join(f'{k} ({len(v)} images)' for k, v in used.items())}; scales "
-            f"{' '.join(f'x{s}' for s in scales)}; NIQE {'on' if with_niqe else 'off'}")
+            f"{' '.join(f'x{s}' for s in scales)}; LR by {degradation}; NIQE {'on' if with_niqe else 'off'}")
         for line in skipped:
             out(f"skipped: {line}")
         results = []
@@ -266,7 +268,7 @@ def run(data=DEFAULT_DATA, scales=(2, 3, 4), weights=(), max_images=None, images
                 for folder in folders:
                     keep = {} if save_images else None
                     start = time.perf_counter()
-                    r = evaluate(fn, folder, scale, model["label"], with_niqe, keep)
+                    r = evaluate(fn, folder, scale, model["label"], with_niqe, keep, degradation)
                     row = {"key": model["key"], "label": model["label"], "spec": model["spec"],
                            "dataset": r["dataset"], "scale": scale, "psnr": r["psnr"], "ssim": r["ssim"],
                            "niqe": r["niqe"], "false_colour": r["false_colour"], "seconds": time.perf_counter() - start,
@@ -277,7 +279,7 @@ def run(data=DEFAULT_DATA, scales=(2, 3, 4), weights=(), max_images=None, images
                         _save(Path(save_images), folder, row, keep, save_names)
     return {"script": "benchmarks.bench_quality", "environment": env,
             "settings": {"data": [str(d) for d in data], "images": used, "scales": list(scales),
-                         "niqe": with_niqe, "max_images": max_images, "degradation": "bicubic",
+                         "niqe": with_niqe, "max_images": max_images, "degradation": degradation,
                          "crop_border": "scale", "channel": "Y (BT.601)"},
             "models": [{k: m[k] for k in ("key", "label", "spec")} for m in models],
             "results": results, "skipped": skipped}
@@ -309,11 +311,14 @@ def main(argv=None) -> int:
     parser.add_argument("--no-niqe", action="store_true", help="skip NIQE (the slowest metric)")
     parser.add_argument("--save-images", help="write SR images of --save-names here (for the report's crops)")
     parser.add_argument("--save-names", nargs="+", default=[], help="image stems to save (default all)")
+    parser.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS,
+                        help="how LR images are made (default bicubic; realesrgan/bsrgan: the fixed-seed degraded "
+                        "validation sets of docs/realworld.md)")
     parser.add_argument("--json", help="write all numbers here")
     args = parser.parse_args(argv)
     try:
         payload = run(args.data or DEFAULT_DATA, args.scales, args.weights, args.max_images, args.images,
-                      not args.no_niqe, args.save_images, args.save_names)
+                      not args.no_niqe, args.save_images, args.save_names, degradation=args.degradation)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

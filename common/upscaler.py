@@ -9,6 +9,8 @@ The backend (common.backends: TensorFlow, OpenVINO, ONNX Runtime; "auto" = OpenV
 runs the model; common.tiling cuts the image into blended tiles and common.model_analysis says how
 to feed the model (scale, colour mode, value ranges, context). `upscale(image, model, meta, ...)`
 is the one-call form on TensorFlow, for models that change between calls (validation in training).
+Every call mirrors the image border (the model never meets its zero padding there), and an RGB image
+with R=G=B everywhere is upscaled as grey and comes back grey.
 """
 import dataclasses
 
@@ -17,6 +19,8 @@ import numpy as np
 from common import backends
 from common.model_analysis import InferenceError, spec_from_info
 from common.tiling import geometric_self_ensemble, tiled_upscale
+
+BORDER = 8  # LR px of mirrored border at most (border chroma on Set14: the same as with 16)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,12 +97,41 @@ class Upscaler:
         if image.ndim != 3 or image.shape[2] not in (1, 3):
             raise InferenceError(f"expected an (H, W, 3) RGB or (H, W, 1) grey image, got shape {image.shape}")
 
+        # R=G=B everywhere: run the grey path (the model's output projected to luma, as for a 1-channel
+        # file), so GAN chroma noise cannot colour a grey image and both files give the same pixels.
+        grey_rgb = image.shape[2] == 3 and is_grey(image)
+        if grey_rgb:
+            image = image[..., :1]
+        # Mirror the border so the model sees image-like context there instead of its convolutions'
+        # zeros (srgan_x4 painted a coloured column at the left edge). Symmetric, as MATLAB's imresize
+        # that made the training LR: bicubic stages (pre-upsampling, Y models' Cb/Cr) stay exact.
+        h, w = image.shape[:2]
+        border = min(self.spec.margin, BORDER) if min(h, w) >= self.spec.min_size else 0  # else tiling says why
+        if border:
+            image = np.pad(image, ((border, border), (border, border), (0, 0)), mode="symmetric")
+
+        tile = 0 if self.tile and max(h, w) <= self.tile else self.tile  # the border adds no second tile
+
         def one_pass(im, progress=None):
-            return tiled_upscale(im, self.prepared.runner, self.spec, self.tile, self.tile_overlap,
-                                 self.batch_size, progress)
+            return tiled_upscale(im, self.prepared.runner, self.spec, tile, self.tile_overlap, self.batch_size,
+                                 progress)
 
         out = geometric_self_ensemble(one_pass, image, progress) if self.self_ensemble else one_pass(image, progress)
-        return out[..., 0] if flat else out
+        if border:
+            b = border * self.spec.scale
+            out = out[b : b + h * self.spec.scale, b : b + w * self.spec.scale]
+        if flat:
+            return out[..., 0]
+        return np.repeat(out, 3, axis=2) if grey_rgb else out
+
+
+def is_grey(image: np.ndarray) -> bool:
+    """True if an (H, W, 3) image has R = G = B everywhere (a coarse grid first: colour fails fast)."""
+    coarse = image[::16, ::16]
+    if not (np.array_equal(coarse[..., 0], coarse[..., 1]) and np.array_equal(coarse[..., 0], coarse[..., 2])):
+        return False
+    return all(np.array_equal(image[r : r + 256, :, 0], image[r : r + 256, :, c])
+               for r in range(0, image.shape[0], 256) for c in (1, 2))
 
 
 def upscale(image, model, meta=None, tile=None, tile_overlap=None, batch_size=None, progress=None,

@@ -1,12 +1,12 @@
 """The Upscaler object: options, grey/RGBA/16-bit through the command on every backend, the backend
-named once, self-ensemble, scale for bare checkpoints."""
+named once, self-ensemble, scale for bare checkpoints, grey RGB kept grey, mirrored image border."""
 import numpy as np
 import pytest
 
 from common import backends, checkpoints, upscale_cli
 from common.images import read_image, to_uint8, write_image
-from common.tiling import dihedral, undo_dihedral
-from common.upscaler import UpscaleOptions, Upscaler, upscale
+from common.tiling import dihedral, tiled_upscale, undo_dihedral
+from common.upscaler import UpscaleOptions, Upscaler, is_grey, upscale
 from tests.common.test_checkpoints import POST_META, PRE_META, tiny_post, tiny_pre
 
 RNG = np.random.default_rng(11)
@@ -43,6 +43,43 @@ def test_grey_2d_input_and_bad_shapes(checkpoint):
     assert grey.shape == (42, 34)
     with pytest.raises(ValueError, match="expected an"):
         upscaler(np.zeros((4, 4, 2), np.float32))
+
+
+def test_grey_rgb_input_takes_the_grey_path(checkpoint):
+    """R=G=B in, R=G=B out: the 1-channel result repeated; one coloured pixel and the rule is off."""
+    upscaler = Upscaler(str(checkpoint), backend="tensorflow", tile=12, tile_overlap=2)
+    grey = np.repeat(IMAGE[..., :1], 3, axis=2)
+    out = upscaler(grey)
+    assert out.shape == (42, 34, 3)
+    np.testing.assert_array_equal(out, np.repeat(upscaler(IMAGE[..., :1]), 3, axis=2))
+    tinted = grey.copy()
+    tinted[5, 3, 2] += 0.01  # off the coarse grid is_grey looks at first
+    assert is_grey(grey) and not is_grey(tinted) and not is_grey(IMAGE)
+    assert np.abs(upscaler(tinted)[..., 0] - upscaler(tinted)[..., 2]).max() > 1e-3  # a random net adds colour
+
+
+def test_image_border_is_mirrored_not_zero_padded(checkpoint):
+    """The model runs on the image mirrored by its context (2 LR px here) and is cropped back: the
+    border pixels change, the interior stays exactly what the model made before."""
+    upscaler = Upscaler(str(checkpoint), backend="tensorflow", tile=0)
+    run = upscaler.prepared.runner
+    out = upscaler(IMAGE)
+    mirrored = np.pad(IMAGE, ((2, 2), (2, 2), (0, 0)), mode="symmetric")
+    np.testing.assert_allclose(out, tiled_upscale(mirrored, run, upscaler.spec, 0)[4:-4, 4:-4], atol=1e-6)
+    plain = tiled_upscale(IMAGE, run, upscaler.spec, 0)
+    np.testing.assert_allclose(out[4:-4, 4:-4], plain[4:-4, 4:-4], atol=1e-6)
+    assert np.abs(out[:, :4] - plain[:, :4]).max() > 1e-3
+    tiled = Upscaler(upscaler.prepared, tile=9, tile_overlap=2)(IMAGE)
+    assert np.abs(tiled - out).max() <= 1 / 255
+
+
+def test_pre_upsampling_y_model_keeps_its_interior():
+    model = tiny_pre(1, "valid")
+    upscaler = Upscaler(model, PRE_META, backend="tensorflow", tile=0)
+    out, plain = upscaler(IMAGE), tiled_upscale(IMAGE, upscaler.prepared.runner, upscaler.spec, 0)
+    c = 2 * upscaler.spec.margin  # the bicubic and model context, in output px
+    assert out.shape == plain.shape == (42, 34, 3)
+    np.testing.assert_allclose(out[c:-c, c:-c], plain[c:-c, c:-c], atol=1e-6)
 
 
 def test_scale_is_assumed_only_when_the_metadata_has_none():
