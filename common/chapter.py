@@ -17,10 +17,11 @@ import tensorflow as tf
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError
-from common.config_cli import add_config_arguments
+from common.config_cli import (CommandParser, SettingError, add_config_arguments, check_checkpoint,
+                               check_data_folder)
 from common.data import train_dataset
 from common.evaluate import evaluate_model
-from common.paths import resolve_data
+from common.paths import DATA, resolve_data
 from common.training import Trainer, TrainingCollapsed, TrainingDiverged, export_history, read_jsonl
 from common.vgg import VGGWeightsUnavailable
 
@@ -317,7 +318,7 @@ def generator_parser(prog: str, description: str, presets: dict, config_cls, sho
                      stage_name: str, gan_stage_init: str) -> argparse.ArgumentParser:
     """A GAN chapter's training command line: --preset, the common flags and one flag per config field
     (their help shows `shown_preset`'s values)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = CommandParser(prog=prog, description=description)
     parser.add_argument("--preset", choices=sorted(presets), help=preset_help)
     add_common_arguments(parser, stage_name, gan_stage_init)
     add_config_arguments(parser, config_cls, shown=presets[shown_preset], shown_name=shown_preset)
@@ -382,15 +383,57 @@ def stage_train(build: Callable, checkpoint_meta: Callable, display_name: Callab
     return train
 
 
+def check_data_settings(config, fields=("train_data", "val_data")) -> None:
+    """SettingError (naming the flag and the folder) for a data folder of `config` that does not
+    exist, or degradation options its degradation does not take; called before anything is built."""
+    for name in fields:
+        values = getattr(config, name, None)
+        if values is None:
+            continue
+        if isinstance(values, tuple) and not values:
+            raise SettingError(name, "give at least one folder")
+        for value in values if isinstance(values, tuple) else (values,):
+            check_data_folder(name, value, DATA)
+    if hasattr(config, "degradation"):
+        from common.degradations import make_degradation
+
+        try:
+            make_degradation(config.degradation, getattr(config, "degradation_options", ()))
+        except (ValueError, TypeError) as exc:
+            raise SettingError("degradation_options" if getattr(config, "degradation_options", ()) else "degradation",
+                               str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def check_run_paths(args, config, run_dir: Path) -> None:
+    """SettingError for a --run-dir that is a file, an --init or --init-discriminator that does
+    not exist, or an --export that is a folder: before anything is built."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SettingError("--run-dir", f"{run_dir} is a file, not a folder")
+    init = getattr(args, "init", None)
+    if init and init.lower() != "none":
+        check_checkpoint("--init", init, run_folders=True)
+    if getattr(config, "stage", None) == "gan" and getattr(config, "init_discriminator", ""):
+        if not Path(config.init_discriminator).exists():
+            raise SettingError("init_discriminator", f"{config.init_discriminator}: not found (not a run folder "
+                               "or a .weights.h5 file)")
+    export = getattr(args, "export", None)
+    if export and Path(export).is_dir():
+        raise SettingError("--export", f"{export} is a folder: give a file name (X.h5)")
+
+
 def stage_main(args, resolve_config: Callable, run_dir_for: Callable, init_run_for: Callable,
                missing_message: Callable, train_fn: Callable) -> int:
     """A GAN chapter's `train` command after parsing: `resolve_config(args)` -> (preset, config);
     the run folder (--run-dir or `run_dir_for(preset, config)`); the first weights of a gan stage
     (--init, or the run `init_run_for(preset, config)`, else InitError(`missing_message(that run)`));
-    then run_cli. Bad settings exit 2 with one line."""
+    then run_cli. Every setting is checked before anything is built: the config's own checks (types,
+    bounds, combinations), its data folders and degradation options, and the paths given; bad
+    settings exit 2 with one line, "error: --flag: reason"."""
     try:
         name, config = resolve_config(args)
+        check_data_settings(config)
         run_dir = Path(args.run_dir) if args.run_dir else run_dir_for(name, config)
+        check_run_paths(args, config, run_dir)
         default_init = init_run_for(name, config)
         init = resolve_init(args.init, default_init, run_dir, gan=config.stage == "gan",
                             missing_message=missing_message(default_init))
@@ -406,7 +449,8 @@ def run_cli(train_fn: Callable, args, config, run_dir: Path, init) -> int:
     try:
         result = train_fn(config, run_dir, args.strategy, init, args.export, vgg_weights, progress=not args.quiet)
     # CheckpointError: e.g. --perceptual pretrained-disc when its published weights are not installed
-    except (VGGWeightsUnavailable, InitError, CheckpointError, FileNotFoundError) as exc:
+    # SettingError: a setting only a builder could judge
+    except (VGGWeightsUnavailable, InitError, CheckpointError, FileNotFoundError, SettingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (TrainingDiverged, TrainingCollapsed) as exc:

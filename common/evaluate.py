@@ -19,10 +19,11 @@ from typing import Callable
 import numpy as np
 
 import common  # noqa: F401
+from common.config_cli import CommandParser, SettingError, check_checkpoint, report
 from common.data import eval_pairs
 from common.degradations import DEGRADATIONS, imresize
 from common.files import write_json
-from common.images import ImageError, to_uint8
+from common.images import ImageError, list_images, to_uint8
 from common.metrics import false_colour, psnr, ssim
 from common.backends import BACKENDS
 from common.precision import PRECISIONS, resolve_precision
@@ -124,10 +125,51 @@ def model_upscaler(model_spec: str, scale: int, precision: str = "float32",
     from common.upscaler import Upscaler
 
     upscaler = Upscaler(model_spec, backend=backend, precision=precision)
-    if upscaler.meta.get("scale") not in (None, scale):
-        raise ValueError(f"{model_spec}: model is x{upscaler.meta['scale']}, not x{scale}")
+    check_model_scale(model_spec, upscaler.meta, scale)
     announce(upscaler)
     return upscaler, Path(model_spec).stem
+
+
+MAX_SCALE = 16  # no model here upscales more
+
+
+def check_model_scale(spec, meta: dict, scale: int) -> None:
+    """SettingError naming --scale when the model `spec` (its checkpoint metadata `meta`) upscales by
+    another factor."""
+    if meta.get("scale") not in (None, scale):
+        raise SettingError("--scale", f"{spec} is a x{meta['scale']} model, not x{scale}")
+
+
+def check_scale(scale, flag: str = "--scale") -> None:
+    """SettingError unless `scale` is a whole number in 1..MAX_SCALE."""
+    if not 1 <= scale <= MAX_SCALE:
+        raise SettingError(flag, f"must be 1 to {MAX_SCALE}, not {scale}")
+
+
+def check_image_folder(folder, flag: str = "--data") -> None:
+    """SettingError unless `folder` is a folder holding images (common.images.list_images)."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise SettingError(flag, f"{folder}: no such folder")
+    if not list_images(path):
+        raise SettingError(flag, f"{folder}: no images in that folder")
+
+
+def check_output_file(path, flag: str) -> None:
+    """SettingError when an output file's name is a folder, or its folder is a file."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise SettingError(flag, f"{path} is a folder: give a file name")
+    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+        raise SettingError(flag, f"{path}: a parent of it is a file, not a folder")
+
+
+def check_model_spec(spec, flag: str = "--model") -> None:
+    """SettingError unless `spec` is bicubic, nearest, a named weight source or a checkpoint that exists."""
+    if spec not in ("bicubic", "nearest"):
+        check_checkpoint(flag, spec)
 
 
 def announce(upscaler) -> None:
@@ -137,7 +179,7 @@ def announce(upscaler) -> None:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="folder of HR images (e.g. ../shared/data/Set5)")
-    parser.add_argument("--scale", type=int, required=True)
+    parser.add_argument("--scale", type=int, required=True, help=f"upscaling factor (1 to {MAX_SCALE})")
     parser.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS)
     parser.add_argument("--json", help="write the results here as JSON")
     add_precision_argument(parser)
@@ -179,12 +221,24 @@ def run(upscale_fn: UpscaleFn, name: str, args) -> dict:
     return result
 
 
+def check_args(args) -> None:
+    """SettingError for a flag the evaluation cannot use, before any model is loaded."""
+    check_scale(args.scale)
+    check_model_spec(args.model)
+    check_image_folder(args.data)
+    check_output_file(args.json, "--json")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.evaluate", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="python -m common.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="bicubic", help="bicubic, nearest or a checkpoint path")
     add_common_arguments(parser)
     add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
+    try:
+        check_args(args)
+    except SettingError as exc:
+        return report(exc)
     try:
         fn, name = model_upscaler(args.model, args.scale, chosen_precision(args.precision), args.backend)
         run(fn, name, args)

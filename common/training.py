@@ -409,6 +409,11 @@ class Trainer:
         step, whose summaries would cost more than its steps)."""
         if steps_per_call < 1:
             raise ValueError(f"steps_per_call must be at least 1, not {steps_per_call}")
+        # the commands check these in their configs first (common.config_cli.check_settings)
+        if checkpoint_every < 1 or log_every < 1:
+            raise ValueError(f"checkpoint_every and log_every must be at least 1, not {checkpoint_every}, {log_every}")
+        if validate_every is not None and validate_every < 0:
+            raise ValueError(f"validate_every must be at least 0, not {validate_every}")
         if deterministic:
             tf.config.experimental.enable_op_determinism()
         self.steps_per_call = int(steps_per_call)

@@ -57,7 +57,8 @@ import numpy as np
 import common  # noqa: F401  (quiet TensorFlow import)
 import keras
 
-from common.config_cli import add_config_arguments, config_from_args, setting
+from common.config_cli import (CommandParser, SettingError, add_config_arguments, check_settings, config_from_args,
+                               setting)
 from common.degradations import DEGRADATION_HELP, DEGRADATIONS, OPTIONS_HELP
 from common.data import eval_pairs, train_dataset
 from common.evaluate import bicubic_upscaler, evaluate_model
@@ -69,7 +70,8 @@ from common.losses import AdversarialLoss, DiscriminatorLoss
 from common.paths import resolve_data
 from common.perceptual import feeding_layer, hidden_layers
 from common.training import Trainer, TrainingDiverged
-from common.vgg import VGGWeightsUnavailable, vgg_features
+from common.vgg import VGGWeightsUnavailable, _keras_name as vgg_layer_name, vgg_features
+from esrgan.config import DISC_FEATURE_LAYERS
 from esrgan.evaluate import image_niqe, mean_or_none
 from esrgan.gan import ESRGAN, PSNRTrainer
 from esrgan.losses import (GeneratorLoss, L1Loss, PerceptualLoss, RelativisticDiscriminatorLoss,
@@ -120,52 +122,60 @@ PERCEPTUAL = ("vgg-imagenet", "disc-features")
 
 @dataclass(frozen=True)
 class AblationConfig:
-    scale: int = setting(4, "upscaling factor")
-    num_filters: int = setting(32, "filters of every generator's trunk")
-    num_blocks: int = setting(8, "residual blocks (SRResNet) or RRDBs of every generator")
-    growth: int = setting(0, "RRDB growth channels; 0 = num_filters // 2 (the paper's 32 for 64 filters)")
-    disc_filters: int = setting(32, "filters of the discriminator's first convolution")
-    hr_patch: int = setting(64, "HR crop size, a multiple of 32 (the discriminator)", unit="px")
-    batch_size: int = setting(8, "crops per update")
-    pretrain_steps: int = setting(500, "L1 pre-training updates of each generator", unit="steps")
-    steps: int = setting(200, "GAN updates of each column", unit="steps")
-    pretrain_lr: float = setting(5e-4, "Adam learning rate of the L1 pre-training")
-    lr: float = setting(1e-4, "Adam learning rate of the GAN training (both networks)")
-    perceptual_weight: float = setting(1.0, "weight of L_percep")
-    gan_weight: float = setting(5e-3, "weight of L_adv")
-    l1_weight: float = setting(1e-2, "weight of the L1 pixel loss")
+    scale: int = setting(4, "upscaling factor (the rrdb column: 2, 4 or 8)", choices=(2, 3, 4, 8))
+    num_filters: int = setting(32, "filters of every generator's trunk", minimum=1)
+    num_blocks: int = setting(8, "residual blocks (SRResNet) or RRDBs of every generator", minimum=1)
+    growth: int = setting(0, "RRDB growth channels; 0 = num_filters // 2 (the paper's 32 for 64 filters)",
+                         minimum=0)
+    disc_filters: int = setting(32, "filters of the discriminator's first convolution", minimum=1)
+    hr_patch: int = setting(64, "HR crop size, a multiple of 32 (the discriminator)", unit="px", minimum=32)
+    batch_size: int = setting(8, "crops per update", minimum=1)
+    pretrain_steps: int = setting(500, "L1 pre-training updates of each generator", unit="steps", minimum=0)
+    steps: int = setting(200, "GAN updates of each column", unit="steps", minimum=0)
+    pretrain_lr: float = setting(5e-4, "Adam learning rate of the L1 pre-training", minimum=0)
+    lr: float = setting(1e-4, "Adam learning rate of the GAN training (both networks)", minimum=0)
+    perceptual_weight: float = setting(1.0, "weight of L_percep", minimum=0)
+    gan_weight: float = setting(5e-3, "weight of L_adv", minimum=0)
+    l1_weight: float = setting(1e-2, "weight of the L1 pixel loss", minimum=0)
     perceptual_layer: str = setting("conv5_4", "VGG19 layer of L_percep (the papers' VGG54)")
     perceptual: str = setting("vgg-imagenet", "feature network of L_percep: vgg-imagenet (VGG19 at "
                               "--perceptual-layer with --vgg-weights, the papers') or disc-features (feature "
                               "matching on the discriminator's --disc-layers, L1 normalised per layer: the "
-                              "offline substitute the GAN stages use)")
+                              "offline substitute the GAN stages use)", choices=PERCEPTUAL)
     disc_layers: tuple[str, ...] = setting(("lrelu0_1", "lrelu1_1", "lrelu2_1", "lrelu3_1", "lrelu4_1"),
                                            "discriminator activations of disc-features; the columns with "
                                            "features before the activation take the layer feeding each")
     lowpass_weight: float = setting(0.0, "weight of |pool(SR) - pool(HR)| over scale x scale blocks, a "
-                                    "colour anchor (0: the paper's loss)")
+                                    "colour anchor (0: the paper's loss)", minimum=0)
     train_data: tuple[str, ...] = setting(("T91",), "training folders under ../shared/data, or paths")
     data: str = setting("Set5", "evaluation folder under ../shared/data, or a path")
     degradation: str = setting("bicubic", DEGRADATION_HELP, choices=DEGRADATIONS)
     degradation_options: tuple[str, ...] = setting((), OPTIONS_HELP, nargs="*")
-    seed: int = setting(0, "random seed of the weights and the data order")
+    seed: int = setting(0, "random seed of the weights and the data order", minimum=0,
+                        maximum=2**32 - 2)
     log_every: int = setting(50, "updates between the Trainer's loss logs (in memory; the progress bar shows "
-                             "every update)", unit="steps")
+                             "every update)", unit="steps", minimum=1)
     crop_image: str = setting("butterfly", "image of --data shown in crops.png (else the first one)")
-    crop_size: int = setting(96, "side of the crop in crops.png", unit="HR px")
-    hist_sigma: float = setting(2.0, "Gaussian smoothing of the histograms", unit="grey levels")
+    crop_size: int = setting(96, "side of the crop in crops.png", unit="HR px", minimum=1)
+    hist_sigma: float = setting(2.0, "Gaussian smoothing of the histograms", unit="grey levels", minimum=0)
 
     def __post_init__(self):
+        """Every setting is checked here (types, bounds, combinations): SettingError names the flag."""
+        check_settings(self)
         if self.hr_patch % 32 or self.hr_patch % self.scale:
-            raise ValueError(f"hr_patch must be a multiple of 32 and of the scale, not {self.hr_patch}")
-        if min(self.num_filters, self.num_blocks, self.disc_filters, self.batch_size) < 1:
-            raise ValueError("num_filters, num_blocks, disc_filters and batch_size must be positive")
-        if self.pretrain_steps < 0 or self.steps < 0:
-            raise ValueError("step counts cannot be negative")
-        if self.perceptual not in PERCEPTUAL:
-            raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL)}, not {self.perceptual!r}")
+            raise SettingError("hr_patch",
+                               f"must be a multiple of 32 and of the scale {self.scale}, not {self.hr_patch}")
         if self.perceptual == "disc-features" and not self.disc_layers:
-            raise ValueError("disc-features needs at least one --disc-layers name")
+            raise SettingError("disc_layers", "disc-features needs at least one layer name")
+        unknown = [n for n in self.disc_layers if n not in DISC_FEATURE_LAYERS["disc-features"]]
+        if self.perceptual == "disc-features" and unknown:
+            raise SettingError("disc_layers", f"the discriminator has no layer {unknown[0]!r} "
+                               f"(its layers: {', '.join(DISC_FEATURE_LAYERS['disc-features'])})")
+        try:
+            vgg_layer_name(self.perceptual_layer)
+        except ValueError:
+            raise SettingError("perceptual_layer", f"must be a VGG19 convolution (conv1_1 ... conv5_4), "
+                               f"not {self.perceptual_layer!r}") from None
 
     @property
     def rrdb_growth(self) -> int:
@@ -613,7 +623,7 @@ def run_ablation(config: AblationConfig = AblationConfig(), out="runs/ablation",
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m esrgan.ablation", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="python -m esrgan.ablation", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/ablation", help="output folder (default runs/ablation)")
     parser.add_argument("--vgg-weights", default="imagenet",
                         help="VGG19 weights of the perceptual loss: 'imagenet' (Keras' cache), a file "
@@ -629,11 +639,36 @@ def parse_args(argv=None):
     return build_parser().parse_args(argv)
 
 
+def check_args(args, config: AblationConfig) -> None:
+    """SettingError for a setting the study cannot use, before anything is built: the columns, the
+    scale of the rrdb column, the data folders and degradation options, --out, --vgg-weights."""
+    from common.chapter import check_data_settings
+
+    try:
+        chosen = select_columns(args.columns)
+    except ValueError as exc:
+        raise SettingError("--columns", str(exc)) from None
+    if config.scale == 3 and any(c.generator == "rrdb" for c in chosen):
+        raise SettingError("scale", "the rrdb column (5) upscales by 2, 4 or 8, not 3: choose another scale or "
+                           "leave column 5 out (--columns)")
+    check_data_settings(config, fields=("train_data", "data"))
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise SettingError("--out", f"{args.out} is a file, not a folder")
+    if config.perceptual == "vgg-imagenet" and args.vgg_weights not in ("imagenet", "random") \
+            and not Path(args.vgg_weights).is_file():
+        raise SettingError("--vgg-weights", f"{args.vgg_weights}: no such file ('imagenet', 'random' or a file)")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     vgg_weights = None if args.vgg_weights == "random" else args.vgg_weights
     try:
         config = config_from_args(args, AblationConfig, AblationConfig())
+        check_args(args, config)
+    except ValueError as exc:  # SettingError: "--flag: reason"
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         result = run_ablation(config, args.out, args.columns, vgg_weights)
     except (VGGWeightsUnavailable, ImageError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,7 +11,6 @@ Every result has "false_colour" beside PSNR/SSIM (common.metrics.false_colour: t
 output has where HR has none, lower is better): NIQE rewards high-frequency texture, amplified noise
 and colour lattices included, so read the two together.
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -19,7 +18,10 @@ import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, checkpoint_paths, load_model
+from common.config_cli import CommandParser, SettingError, check_checkpoint, report
+from common.degradations import DEGRADATIONS
 from common.evaluate import (add_backend_argument, add_precision_argument, add_self_ensemble_argument, announce,
+                             check_image_folder, check_model_scale, check_output_file, check_scale,
                              chosen_precision, evaluate_model, format_report)
 from common.files import write_json
 from common.images import ImageError, to_uint8
@@ -76,8 +78,7 @@ def evaluate(model, meta, data_dir, scale: int, degradation: str = "bicubic", na
         upscaler.self_ensemble = self_ensemble
     else:
         upscaler = Upscaler(model, meta, backend=backend, precision=precision, self_ensemble=self_ensemble)
-    if upscaler.meta.get("scale") not in (None, scale):
-        raise ValueError(f"{name}: model is x{upscaler.meta['scale']}, not x{scale}")
+    check_model_scale(name, upscaler.meta, scale)
     scores = []
 
     def upscale_fn(lr):
@@ -98,18 +99,31 @@ def evaluate(model, meta, data_dir, scale: int, degradation: str = "bicubic", na
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m esrgan.evaluate", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="python -m esrgan.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="folder of HR images (e.g. ../shared/data/Set5)")
-    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
     parser.add_argument("--weights", help="checkpoint (default esrgan/weights/rrdb_x4.h5) "
                         "or krasserm:srresnet | krasserm:srgan")
-    parser.add_argument("--degradation", default="bicubic")
+    parser.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS)
     parser.add_argument("--json", help="write the results here (the common evaluation JSON)")
     add_precision_argument(parser)
     add_backend_argument(parser)
     parser.add_argument("--niqe", action="store_true", help="also compute NIQE (no-reference; lower is better)")
     add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
+    try:
+        check_scale(args.scale)
+        check_image_folder(args.data)
+        if args.weights is None:
+            try:
+                weights_spec(None)
+            except CheckpointError as exc:
+                raise SettingError("--weights", str(exc)) from None
+        else:
+            check_checkpoint("--weights", args.weights)
+        check_output_file(args.json, "--json")
+    except SettingError as exc:
+        return report(exc)
     try:
         spec = weights_spec(args.weights)
         upscaler = Upscaler(spec, backend=args.backend, precision=chosen_precision(args.precision))

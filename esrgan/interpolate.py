@@ -5,8 +5,8 @@
 Every weight is interpolated, non-trainable ones (batch-norm moving statistics) included, so any two
 checkpoints of one architecture can be blended; alpha = 0 gives the PSNR model, 1 the GAN model.
 """
-import argparse
 import sys
+from pathlib import Path
 
 import common  # noqa: F401  (quiet TensorFlow import)
 import keras
@@ -14,6 +14,7 @@ import numpy as np
 
 import esrgan.models  # noqa: F401  (registers the custom layers)
 from common.checkpoints import CheckpointError, load_model, save_model
+from common.config_cli import CommandParser, SettingError, check_checkpoint, report
 
 # Metadata that describes one trained model and not a blend of two.
 _PER_MODEL_KEYS = ("created", "keras_version", "parameters", "steps", "val_psnr", "source", "source_scheme")
@@ -59,7 +60,7 @@ def interpolate_models(psnr_model, gan_model, alpha):
 def interpolate_checkpoints(psnr_path, gan_path, alpha, out):
     """Blend two saved checkpoints into `out` (.h5, with .weights.h5 and .json beside it)."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise SettingError("--alpha", f"must be in [0, 1], not {alpha:g}")
     psnr_model, psnr_meta = load_model(psnr_path)
     gan_model, gan_meta = load_model(gan_path)
     for key in ("architecture", "args", "scale"):
@@ -72,12 +73,21 @@ def interpolate_checkpoints(psnr_path, gan_path, alpha, out):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m esrgan.interpolate", description=__doc__.split("\n\n")[0])
+    ap = CommandParser(prog="python -m esrgan.interpolate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--psnr", required=True, help="PSNR-oriented checkpoint (.h5)")
     ap.add_argument("--gan", required=True, help="GAN-trained checkpoint of the same architecture (.h5)")
     ap.add_argument("--alpha", type=float, required=True, help="weight of the GAN model, 0..1 (paper: 0.8)")
     ap.add_argument("-o", "--output", required=True, help="output checkpoint (.h5)")
     a = ap.parse_args(argv)
+    try:
+        check_checkpoint("--psnr", a.psnr)
+        check_checkpoint("--gan", a.gan)
+        if not 0.0 <= a.alpha <= 1.0:
+            raise SettingError("--alpha", f"must be in [0, 1], not {a.alpha:g}")
+        if Path(a.output).is_dir():
+            raise SettingError("--output", f"{a.output} is a folder: give a file name (X.h5)")
+    except SettingError as exc:
+        return report(exc)
     try:
         path = interpolate_checkpoints(a.psnr, a.gan, a.alpha, a.output)
     except (CheckpointError, IncompatibleModels, ValueError) as e:

@@ -13,7 +13,6 @@ plot OUT/sweep.png (NIQE against PSNR, one curve per method, points labelled wit
 thesis's figures 2 and 11. The two checkpoints must share one architecture (RRDB, SRResNet, ...);
 --psnr/--gan also take named weight sources (krasserm:srresnet, krasserm:srgan).
 """
-import argparse
 import io
 import sys
 from pathlib import Path
@@ -22,6 +21,9 @@ import numpy as np
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, load_model
+from common.config_cli import CommandParser, SettingError, check_checkpoint, report
+from common.degradations import DEGRADATIONS
+from common.evaluate import check_image_folder, check_scale
 from common.data import eval_pairs
 from common.files import atomic_write_bytes, write_json
 from common.images import ImageError, to_uint8, write_image
@@ -74,7 +76,7 @@ def sweep(psnr_spec: str, gan_spec: str, data_dir, alphas=DEFAULT_ALPHAS, scale:
     """Scores of network and pixel interpolation for each alpha (see the module notes)."""
     alphas = [float(a) for a in alphas]
     if not alphas or any(not 0.0 <= a <= 1.0 for a in alphas):
-        raise ValueError(f"alphas must lie in [0, 1], got {alphas}")
+        raise SettingError("--alphas", f"each must lie in [0, 1], not {' '.join(f'{a:g}' for a in alphas)}")
     psnr_model, meta, gan_model, gan_meta = load_pair(psnr_spec, gan_spec)
     for m in (meta, gan_meta):
         if m.get("scale") not in (None, scale):
@@ -199,14 +201,26 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def check_args(args, out: Path) -> None:
+    """SettingError for a flag the sweep cannot use, before any model is loaded."""
+    for flag, spec in (("--psnr", args.psnr), ("--gan", args.gan)):
+        check_checkpoint(flag, spec)
+    check_image_folder(args.data)
+    check_scale(args.scale)
+    if not all(0.0 <= a <= 1.0 for a in args.alphas):
+        raise SettingError("--alphas", f"each must lie in [0, 1], not {' '.join(f'{a:g}' for a in args.alphas)}")
+    if out.exists() and not out.is_dir():
+        raise SettingError("--out", f"{out} is a file, not a folder")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m esrgan.sweep", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="python -m esrgan.sweep", description=__doc__.split("\n")[0])
     parser.add_argument("--psnr", required=True, help="PSNR-oriented checkpoint (or krasserm:srresnet)")
     parser.add_argument("--gan", required=True,
                         help="GAN-trained checkpoint of the same architecture (or krasserm:srgan)")
     parser.add_argument("--data", required=True, help="folder of HR images (e.g. ../shared/data/Set5)")
-    parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--degradation", default="bicubic")
+    parser.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
+    parser.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS)
     parser.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS),
                         help="weights of the GAN model, each in [0, 1] (default 0 0.2 0.4 0.6 0.8 1)")
     parser.add_argument("--out", help="output folder for sweep.json and sweep.png (default runs/sweep-<dataset>)")
@@ -214,6 +228,10 @@ def main(argv=None) -> int:
                         help="also write every SR image to OUT/images/<network|pixel>/alpha_<a>/")
     args = parser.parse_args(argv)
     out = Path(args.out or f"runs/sweep-{Path(args.data).name}")
+    try:
+        check_args(args, out)
+    except SettingError as exc:
+        return report(exc)
     try:
         result = sweep(args.psnr, args.gan, args.data, args.alphas, args.scale, args.degradation,
                        image_dir=out if args.save_images else None, progress=True)

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import norm, wasserstein_distance
 
-from common.config_cli import add_config_arguments, config_from_args
+from common.config_cli import CommandParser, SettingError, add_config_arguments, config_from_args
 from common.files import atomic_write_bytes, json_text, write_json
 from common.training import Trainer, is_chief, make_strategy
 from gan_toys import data, models, plots
@@ -521,7 +521,7 @@ def _cpu_seconds() -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gan_toys.train", description=__doc__.split("\n")[0],
+    parser = CommandParser(prog="python -m gan_toys.train", description=__doc__.split("\n")[0],
                                      epilog="python -m gan_toys.train EXPERIMENT --help lists its settings.")
     experiments = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT",
                                         help="gaussian (§4.3), mixture (§4.4) or sinusoids (§4.5)")
@@ -559,12 +559,16 @@ def main(argv=None) -> int:
         if args.set:
             print("warning: --set NAME=VALUE is deprecated; use --NAME VALUE", file=sys.stderr)
             if any("=" not in item for item in args.set):
-                raise ValueError(f"--set takes NAME=VALUE, not {next(i for i in args.set if '=' not in i)!r}")
+                raise SettingError("--set", f"takes NAME=VALUE, not {next(i for i in args.set if '=' not in i)!r}")
             base = make_config(args.experiment, dict(item.split("=", 1) for item in args.set), args.preset)
         config = config_from_args(args, cls, base)  # flags given replace --set values
         if args.checkpoint_every < 1:
-            raise ValueError(f"--checkpoint-every must be at least 1, not {args.checkpoint_every}")
-    except ValueError as exc:
+            raise SettingError("--checkpoint-every", f"must be at least 1, not {args.checkpoint_every}")
+        if args.run_dir and Path(args.run_dir).exists() and not Path(args.run_dir).is_dir():
+            raise SettingError("--run-dir", f"{args.run_dir} is a file, not a folder")
+        if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+            raise SettingError("--out", f"{args.out} is a file, not a folder")
+    except ValueError as exc:  # SettingError: "--flag: reason"
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or os.path.join("runs", "gan_toys", args.experiment)

@@ -10,17 +10,18 @@
 input is its bicubic upscaling. --protocol thesis: LR by nearest-neighbour decimation, the
 input is its bicubic upscaling saved as JPEG (q75), as the thesis's training data was made.
 """
-import argparse
 import sys
 from pathlib import Path
 
 import common  # noqa: F401
 from common import evaluate as ev
 from common.checkpoints import CheckpointError, load_model
+from common.config_cli import CommandParser, SettingError, check_checkpoint, check_data_folder, report
+from common.degradations import DEGRADATIONS
 from common.files import write_json
 from common.images import ImageError
 from common.backends import prepare
-from common.paths import resolve_data
+from common.paths import DATA, resolve_data
 from common.upscaler import Upscaler
 from srcnn.chapter import CHAPTER
 from srcnn.thesis import is_keras2_srcnn, load_thesis_checkpoint, thesis_upsample
@@ -108,19 +109,41 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def check_args(args) -> None:
+    """SettingError for a flag the evaluation cannot use, before any model is loaded."""
+    if args.table:
+        ev.check_output_file(args.json, "--json")
+        return
+    if not args.data:
+        raise SettingError("--data", "required (or use --table)")
+    ev.check_scale(args.scale)
+    check_data_folder("--data", args.data, DATA)
+    ev.check_image_folder(resolve_data(args.data))
+    if args.weights:
+        check_checkpoint("--weights", args.weights)
+    elif not default_weights(args.scale).exists():
+        raise SettingError("--weights", f"no shipped x{args.scale} model ({default_weights(args.scale)}): "
+                           "pass --weights FILE")
+    ev.check_output_file(args.json, "--json")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m srcnn.evaluate", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="python -m srcnn.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--table", action="store_true", help="bicubic vs SRCNN on Set5/Set14, x2-x4")
-    parser.add_argument("--data")
-    parser.add_argument("--scale", type=int, default=3)
+    parser.add_argument("--data", help="folder of HR images, or a data set name under ../shared/data")
+    parser.add_argument("--scale", type=int, default=3, help=f"upscaling factor (1 to {ev.MAX_SCALE}; default 3)")
     parser.add_argument("--weights", help="checkpoint (default: the shipped srcnn_x{scale}.h5)")
     parser.add_argument("--protocol", default="standard", choices=PROTOCOLS)
-    parser.add_argument("--degradation", default="bicubic")
+    parser.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS)
     parser.add_argument("--json")
     ev.add_precision_argument(parser)
     ev.add_backend_argument(parser)
     ev.add_self_ensemble_argument(parser)
     args = parser.parse_args(argv)
+    try:
+        check_args(args)
+    except SettingError as exc:
+        return report(exc)
     try:
         precision = ev.chosen_precision(args.precision)
         if args.table:
@@ -129,8 +152,6 @@ def main(argv=None) -> int:
             if args.json:
                 write_json(args.json, rows)
             return 0
-        if not args.data:
-            parser.error("--data is required (or use --table)")
         weights = args.weights or default_weights(args.scale)
         result = evaluate(weights, args.data, args.scale, args.protocol, args.degradation,
                           precision=precision, self_ensemble=args.self_ensemble, backend=args.backend)

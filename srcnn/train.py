@@ -6,14 +6,16 @@ exported with --export (e.g. 'srcnn/weights/srcnn_x{scale}.h5') together with it
 import argparse
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import common  # noqa: F401
-from common.chapter import InitError, add_strategy_argument, has_checkpoints, init_generator
-from common.config_cli import add_config_arguments, config_from_args
+from common.chapter import (InitError, add_strategy_argument, check_data_settings, check_run_paths, has_checkpoints,
+                            init_generator)
+from common.config_cli import CommandParser, SettingError, add_config_arguments, config_from_args
 from common.evaluate import evaluate_model
 from common.inference import upscale
 from common.paths import resolve_data
@@ -191,7 +193,7 @@ def train(config: SRCNNConfig, run_dir, strategy_name="default", init=None, expo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m srcnn.train", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="python -m srcnn.train", description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="adam", choices=sorted(PRESETS),
                         help="a configuration: 'paper' (Dong et al.) or 'adam' (the shipped checkpoints' "
                         "recipe) (default: adam)")
@@ -211,10 +213,34 @@ def parse_args(argv=None):
     return build_parser().parse_args(argv)
 
 
+def check_args(args, config: SRCNNConfig, run_dir) -> None:
+    """SettingError for a setting the run cannot use, before anything is built: data folders,
+    degradation options, paths, and --revive without --init."""
+    check_data_settings(config)
+    check_run_paths(args, config, Path(run_dir))
+    if args.revive and not args.init:
+        raise SettingError("--revive", "needs --init (it re-initialises the dead filters of those weights)")
+    if args.export:
+        try:
+            names = {args.export.format(scale=s) for s in config.scales}
+        except (KeyError, IndexError, ValueError) as exc:
+            raise SettingError("--export", f"{args.export}: only {{scale}} may be in braces ({exc!r})") from None
+        if len(names) < len(config.scales):
+            raise SettingError("--export", f"{len(config.scales)} scales are trained: put {{scale}} in the name "
+                               "(one file per scale)")
+        if any(Path(n).is_dir() for n in names):
+            raise SettingError("--export", f"{args.export} is a folder: give a file name (X.h5)")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    config = config_from_args(args, SRCNNConfig, PRESETS[args.preset])
-    run_dir = args.run_dir or CHAPTER.run_dir(args.preset, config)
+    try:
+        config = config_from_args(args, SRCNNConfig, PRESETS[args.preset])
+        run_dir = args.run_dir or CHAPTER.run_dir(args.preset, config)
+        check_args(args, config, run_dir)
+    except ValueError as exc:  # SettingError: "--flag: reason"
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         train(config, run_dir, args.strategy, args.init, args.export, revive=args.revive)
         return 0  # an interrupted run too: it saved its checkpoint

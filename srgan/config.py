@@ -7,11 +7,13 @@ here train on T91 + BSD200 from ../shared/data, so expect lower numbers than the
 """
 from dataclasses import dataclass, replace
 
-from common.config_cli import setting
+from common.config_cli import SettingError, setting
 from common.degradations import DEGRADATION_HELP, DEGRADATIONS, OPTIONS_HELP
 from common.gan_settings import GANStageSettings
 
 STAGES = ("pretrain", "gan")
+SCALES = (2, 3, 4, 8)  # srgan.models.srresnet's upsampling
+MAX_SEED = 2**32 - 1
 CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
 
 
@@ -26,63 +28,70 @@ class SRGANConfig(GANStageSettings):
         "vgg-imagenet", "feature network of vgg22/vgg54: 'vgg-imagenet' (the paper; --vgg-weights), or an offline "
         "substitute: 'vgg-random' (He-normal VGG19), 'disc-features' (the GAN's own discriminator), "
         "'pretrained-disc' (krasserm's published SRGAN discriminator, frozen); substitutes are normalised")
-    content_weight: float = setting(1.0, "weight of the content loss (1 in the paper)")
-    pixel_weight: float = setting(0.0, "weight of an extra L1 pixel term in the gan stage (0 in the paper)")
+    content_weight: float = setting(1.0, "weight of the content loss (1 in the paper)", minimum=0)
+    pixel_weight: float = setting(0.0, "weight of an extra L1 pixel term in the gan stage (0 in the paper)",
+                                 minimum=0)
     lowpass_weight: float = setting(0.0, "gan stage: weight of an L1 term between SR and HR averaged over "
                                     "scale x scale blocks, a colour anchor for the offline feature networks "
-                                    "(0 in the paper)")
+                                    "(0 in the paper)", minimum=0)
     # generator (SRResNet) and discriminator
-    scale: int = setting(4, "upscaling factor")
-    num_filters: int = setting(64, "filters of the generator's convolutions")
-    num_blocks: int = setting(16, "residual blocks of the generator")
+    scale: int = setting(4, "upscaling factor", choices=SCALES)
+    num_filters: int = setting(64, "filters of the generator's convolutions", minimum=1)
+    num_blocks: int = setting(16, "residual blocks of the generator", minimum=1)
     batch_norm: bool = setting(True, "batch normalisation in the generator's residual blocks")
     tanh_output: bool = setting(False, "tanh on the generator's last layer (krasserm's published SRResNet/SRGAN "
                                 "have it)")
-    disc_filters: int = setting(64, "filters of the discriminator's first convolution (doubled per stage)")
+    disc_filters: int = setting(64, "filters of the discriminator's first convolution (doubled per stage)",
+                                minimum=1)
     # data: random HR crops, LR made by the degradation on the fly
     train_data: tuple[str, ...] = setting(("T91", "BSD200"), "training folders under ../shared/data, or paths")
     degradation: str = setting("bicubic", DEGRADATION_HELP, choices=DEGRADATIONS)
     degradation_options: tuple[str, ...] = setting((), OPTIONS_HELP, nargs="*")
-    hr_patch: int = setting(96, "HR crop size (a multiple of the scale; of 16 in the gan stage)", unit="px")
-    batch_size: int = setting(16, "crops per generator update")
+    hr_patch: int = setting(96, "HR crop size (a multiple of the scale; of 16 in the gan stage)", unit="px", minimum=1)
+    batch_size: int = setting(16, "crops per generator update", minimum=1)
     # optimisation: Adam for both networks
-    lr: float = setting(1e-4, "Adam learning rate of both networks")
-    beta_1: float = setting(0.9, "Adam beta_1")
-    beta_2: float = setting(0.999, "Adam beta_2")
+    lr: float = setting(1e-4, "Adam learning rate of both networks", minimum=0)
+    beta_1: float = setting(0.9, "Adam beta_1", minimum=0, below=1)
+    beta_2: float = setting(0.999, "Adam beta_2", minimum=0, below=1)
     lr_decay_at: float | None = setting(None, "fraction of --steps after which lr *= --lr-decay-factor; "
-                                        "none: constant")
-    lr_decay_factor: float = setting(0.1, "learning-rate factor at --lr-decay-at")
-    steps: int = setting(1_000_000, "generator updates in all (a resumed run goes on to this many)", unit="steps")
+                                        "none: constant", above=0, maximum=1)
+    lr_decay_factor: float = setting(0.1, "learning-rate factor at --lr-decay-at", minimum=0)
+    steps: int = setting(1_000_000, "generator updates in all (a resumed run goes on to this many)", unit="steps",
+                         minimum=1)
     # GAN stage
-    adversarial_weight: float = setting(1e-3, "weight of the adversarial loss (gan stage)")
-    tv_weight: float = setting(0.0, "weight of the paper's optional total-variation term: 0 or 2e-8")
-    d_steps: int = setting(1, "k, discriminator updates per generator update (each on its own batch)")
-    disc_init: str = setting("random", "discriminator's first weights: 'random' or 'krasserm' (needs --hr-patch 96)")
+    adversarial_weight: float = setting(1e-3, "weight of the adversarial loss (gan stage)", minimum=0)
+    tv_weight: float = setting(0.0, "weight of the paper's optional total-variation term: 0 or 2e-8",
+                              minimum=0)
+    d_steps: int = setting(1, "k, discriminator updates per generator update (each on its own batch)",
+                           minimum=1)
+    disc_init: str = setting("random", "discriminator's first weights: 'random' or 'krasserm' (needs --hr-patch 96)",
+                             choices=("random", "krasserm"))
     # bookkeeping
     val_data: str = setting("Set5", "validation folder under ../shared/data, or a path")
     val_samples: tuple[str, ...] = setting(("butterfly",), "validation images logged to TensorBoard (none given: "
                                            "the first)", nargs="*")
-    validate_every: int = setting(2000, "steps between validations on --val-data", unit="steps")
-    checkpoint_every: int = setting(1000, "steps between checkpoints", unit="steps")
-    log_every: int = setting(100, "steps between loss logs (history.jsonl, TensorBoard)", unit="steps")
-    seed: int = setting(0, "random seed of the first weights and the data order")
+    validate_every: int = setting(2000, "steps between validations on --val-data (0: none)", unit="steps",
+                                 minimum=0)
+    checkpoint_every: int = setting(1000, "steps between checkpoints", unit="steps", minimum=1)
+    log_every: int = setting(100, "steps between loss logs (history.jsonl, TensorBoard)", unit="steps",
+                            minimum=1)
+    seed: int = setting(0, "random seed of the first weights and the data order", minimum=0,
+                        maximum=MAX_SEED)
 
     def __post_init__(self):
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {', '.join(STAGES)}, not {self.stage!r}")
-        if self.content_loss not in CONTENT_LOSSES:
-            raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, not {self.content_loss!r}")
+        """Every setting is checked here (types, bounds, combinations): SettingError names the flag."""
+        self.check_gan_settings()  # types, bounds and choices of every field, then the GAN stage's rules
         if self.hr_patch % self.scale:
-            raise ValueError(f"hr_patch {self.hr_patch} is not a multiple of the scale {self.scale}")
+            raise SettingError("hr_patch", f"{self.hr_patch} is not a multiple of the scale {self.scale}")
         if self.stage == "gan" and self.hr_patch % 16:
-            raise ValueError(f"the discriminator needs hr_patch to be a multiple of 16, not {self.hr_patch}")
-        if self.d_steps < 1:
-            raise ValueError("d_steps must be at least 1")
-        self.check_gan_settings()
-        if self.disc_init not in ("random", "krasserm"):
-            raise ValueError(f"disc_init must be random or krasserm, not {self.disc_init!r}")
+            raise SettingError("hr_patch", f"the discriminator needs a multiple of 16, not {self.hr_patch}")
         if self.disc_init == "krasserm" and self.hr_patch != 96:
-            raise ValueError(f"krasserm's discriminator takes 96x96 crops: hr_patch must be 96, not {self.hr_patch}")
+            raise SettingError("disc_init", f"krasserm's discriminator takes 96x96 crops: --hr-patch must be 96, "
+                               f"not {self.hr_patch}")
+        if self.perceptual in ("disc-features", "pretrained-disc") and self.content_loss.startswith("vgg") \
+                and self.stage != "gan":
+            raise SettingError("perceptual", f"{self.perceptual} (a discriminator feature loss) needs --stage gan")
+        self.check_guard_cadence()
 
     def generator_args(self) -> dict:
         """Keyword arguments of srgan.models.srresnet (also the checkpoint's "args")."""
@@ -102,7 +111,8 @@ class SRGANConfig(GANStageSettings):
 
 
 _SRRESNET = SRGANConfig(stage="pretrain", steps=1_000_000)
-_SRGAN = SRGANConfig(stage="gan", steps=200_000, lr_decay_at=0.5)
+# a guarded gan-stage run validates at every checkpoint
+_SRGAN = SRGANConfig(stage="gan", steps=200_000, lr_decay_at=0.5, checkpoint_every=2000)
 
 PRESETS = {
     # Table 1 of the paper. The three SRGANs all start from SRResNet-MSE (--init).

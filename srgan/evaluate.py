@@ -13,15 +13,16 @@ its output is mapped back to [0, 1] and clipped, then rounded to 8 bits by the p
 has "false_colour" (common.metrics.false_colour: chroma detail HR lacks, lower is better), a column of
 the table too.
 """
-import argparse
 import sys
 from pathlib import Path
 
 import common  # noqa: F401  (quiet TensorFlow import)
 from common.checkpoints import CheckpointError, load_model
+from common.config_cli import CommandParser, SettingError, check_checkpoint, report
+from common.degradations import DEGRADATIONS
 from common.evaluate import (add_backend_argument, add_precision_argument, add_self_ensemble_argument,
-                             announce, bicubic_upscaler, chosen_precision, evaluate_model, format_report,
-                             nearest_upscaler)
+                             announce, bicubic_upscaler, check_image_folder, check_model_scale, check_output_file,
+                             check_scale, chosen_precision, evaluate_model, format_report, nearest_upscaler)
 from common.files import write_json
 from common.images import ImageError
 from common.upscaler import Upscaler
@@ -59,8 +60,7 @@ def model_upscaler(model, meta=None, precision: str = "float32", backend: str = 
 
 
 def _check_scale(spec, meta, scale):
-    if meta.get("scale") not in (None, scale):
-        raise ValueError(f"{spec}: model is x{meta['scale']}, not x{scale}")
+    check_model_scale(spec, meta, scale)
 
 
 def table_rows(specs, scale, notes, precision: str = "float32", backend: str = "auto"):
@@ -114,13 +114,13 @@ def default_specs() -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m srgan.evaluate", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="python -m srgan.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", help="folder of HR images; repeat for several "
                         "(default with --table: ../shared/data/Set5 and Set14)")
-    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
     parser.add_argument("--weights", action="append", help="krasserm:srresnet | krasserm:srgan | checkpoint "
                         "path; repeat for several (default: both krasserm generators when installed)")
-    parser.add_argument("--degradation", default="bicubic")
+    parser.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS)
     parser.add_argument("--json", help="write the results here (one result: the common JSON; several: a list)")
     parser.add_argument("--table", action="store_true", help="print the paper's Table 2 layout")
     add_precision_argument(parser)
@@ -129,8 +129,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     datasets = args.data or ([str(SHARED_DATA / d) for d in DEFAULT_DATASETS] if args.table else None)
-    if not datasets:
-        parser.error("--data is required without --table")
+    try:
+        if not datasets:
+            raise SettingError("--data", "required without --table")
+        check_scale(args.scale)
+        for data in args.data or ():
+            check_image_folder(data)
+        for spec in args.weights or ():
+            check_checkpoint("--weights", spec)
+        check_output_file(args.json, "--json")
+    except SettingError as exc:
+        return report(exc)
     notes = []
     try:
         precision = chosen_precision(args.precision)

@@ -21,13 +21,13 @@ import common  # noqa: F401  (quiet TensorFlow import)
 from common.chapter import (Session, generator_parser, generator_session, init_generator,  # noqa: F401
                             stage_main, stage_train, training_meta)  # init_generator: re-exported for the chapter's users
 from common.training import make_strategy
-from common.config_cli import config_from_args
+from common.config_cli import SettingError, config_from_args
 from common.losses import LowPassLoss, SumOfLosses
 from common.perceptual import frozen, perceptual_description as describe_perceptual
 from srgan.chapter import CHAPTER
 from srgan.config import PRESETS, SRGANConfig, preset_for, variant_name
 from srgan.gan import SRGAN, SRResNetTrainer
-from srgan.krasserm import load_krasserm_discriminator
+from srgan.krasserm import KrassermNotInstalled, load_krasserm_discriminator, weights_dir
 from srgan.losses import DISC_LAYERS, AdversarialLoss, DiscriminatorLoss, PixelL1, TotalVariation, content_loss
 from srgan.models import discriminator, srresnet
 
@@ -138,8 +138,19 @@ def parse_args(argv=None):
 
 
 def resolve_config(args) -> tuple[str, SRGANConfig]:
+    """The preset (--preset, else the paper's for --stage and --content-loss) with the flags given;
+    SettingError for a setting the run cannot use (the config's checks, krasserm's weights)."""
     name = args.preset or preset_for(getattr(args, "stage", "pretrain"), getattr(args, "content_loss", "mse"))
-    return name, config_from_args(args, SRGANConfig, PRESETS[name])
+    config = config_from_args(args, SRGANConfig, PRESETS[name])
+    uses_krasserm = {"disc_init": config.disc_init == "krasserm" and config.stage == "gan",
+                     "perceptual": config.perceptual == "pretrained-disc" and config.content_loss.startswith("vgg")}
+    for field, used in uses_krasserm.items():
+        if used:
+            try:
+                weights_dir()
+            except KrassermNotInstalled as exc:
+                raise SettingError(field, str(exc)) from None
+    return name, config
 
 
 def main(argv=None) -> int:

@@ -147,5 +147,5 @@ def test_disc_features_study_needs_no_vgg_and_moves_before_the_activation(image_
 
 
 def test_unknown_perceptual_network_is_refused():
-    with pytest.raises(ValueError, match="perceptual must be one of"):
+    with pytest.raises(ValueError, match="--perceptual: must be one of"):
         ablation.AblationConfig(perceptual="vgg-random")

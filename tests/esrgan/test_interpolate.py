@@ -76,7 +76,7 @@ def test_command_line(tmp_path, capsys):
     capsys.readouterr()
     for gan, alpha, message in ((tmp_path / "missing.h5", "0.5", "not found"), (tmp_path / "gan.h5", "1.5", "alpha")):
         assert interpolate.main(["--psnr", str(tmp_path / "psnr.h5"), "--gan", str(gan),
-                                 "--alpha", alpha, "-o", str(tmp_path / "bad.h5")]) == 1
+                                 "--alpha", alpha, "-o", str(tmp_path / "bad.h5")]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("error:") and message in err
+        assert err.startswith("error: --") and message in err and err.count("\n") == 1
     assert not (tmp_path / "bad.h5").exists()

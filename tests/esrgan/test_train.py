@@ -270,7 +270,7 @@ def test_discriminator_warmup_holds_the_generator_then_lets_it_train(data, tmp_p
     assert [float(rate(i)) for i in (0, 1, 2, 4, 5)] == pytest.approx([0, 0, 1e-3, 1e-3, 5e-4])
     meta = esrgan_train.checkpoint_meta(config, 3, None)
     assert meta["d_warmup"] == 2 and "lrelu3_1, lrelu4_1" in meta["perceptual"] and "lrelu0_1" not in meta["perceptual"]
-    with pytest.raises(ValueError, match="d_warmup"):
+    with pytest.raises(ValueError, match="--d-warmup: must be at least 0"):
         replace(config, d_warmup=-1)
 
 
@@ -398,7 +398,7 @@ def test_compact_preset_is_the_cpu_preset_with_the_compact_generator(capsys):
     with pytest.raises(SystemExit):
         esrgan_train.parse_args(["--arch", "vgg"])
     assert "invalid choice: 'vgg'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="arch must be one of"):
+    with pytest.raises(ValueError, match="--arch: must be one of"):
         replace(cpu, arch="vgg")
 
 
