@@ -18,7 +18,7 @@ import numpy as np
 
 from common import backends
 from common.model_analysis import InferenceError, spec_from_info
-from common.tiling import geometric_self_ensemble, tiled_upscale
+from common.tiling import frame, geometric_self_ensemble, release, tiled_upscale
 
 BORDER = 8  # LR px of mirrored border at most (border chroma on Set14: the same as with 16)
 
@@ -122,7 +122,16 @@ class Upscaler:
             out = out[b : b + h * self.spec.scale, b : b + w * self.spec.scale]
         if flat:
             return out[..., 0]
-        return np.repeat(out, 3, axis=2) if grey_rgb else out
+        return _to_rgb(out) if grey_rgb else out
+
+
+def _to_rgb(grey: np.ndarray, band: int = 256) -> np.ndarray:
+    """(H, W, 1) -> (H, W, 3) by rows, into a frame that is disk-backed when large (bounded memory)."""
+    rgb = frame((*grey.shape[:2], 3), grey.dtype, fill_zero=False)
+    for r in range(0, grey.shape[0], band):
+        rgb[r : r + band] = grey[r : r + band]
+        release(grey, r, r + band)
+    return rgb
 
 
 def is_grey(image: np.ndarray) -> bool:
