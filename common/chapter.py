@@ -365,7 +365,10 @@ def training_meta(config, steps: int, val_psnr) -> dict:
     return {"degradation": config.degradation, "training_data": "+".join(str(d) for d in config.train_data),
             "steps": int(steps), "val_psnr": None if val_psnr is None else float(val_psnr),
             "val_data": config.val_data, "stage": config.stage,
-            **({"init_discriminator": config.init_discriminator} if getattr(config, "init_discriminator", "") else {})}
+            **({"init_discriminator": config.init_discriminator} if getattr(config, "init_discriminator", "") else {}),
+            **({"degradation_options": list(config.degradation_options)}
+               if getattr(config, "degradation_options", ()) else {}),
+            **({"sharpen_hr": config.sharpen_hr} if getattr(config, "sharpen_hr", 0.0) else {})}
 
 
 def stage_train(build: Callable, checkpoint_meta: Callable, display_name: Callable) -> Callable:
