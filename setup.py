@@ -36,6 +36,7 @@ setup(
         "Pillow>=11",  # ICC profiles (ImageCms), EXIF/XMP of photos
         "tifffile",  # TIFF outputs with a profile (16-bit RGB, which Pillow cannot hold)
         "openvino",  # the default inference engine (common.backends)
+        "nncf",  # --precision int8: post-training quantization of the OpenVINO model (common.quantize)
     ],
     extras_require={
         "dev": ["pytest", "nbclient", "nbmake", "ipykernel", "nbformat", "selenium"],

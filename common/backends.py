@@ -30,6 +30,13 @@ bfloat16 on CPUs with AVX512-BF16/AMX; neither is used by prepare() (benchmarks.
 measures them: per-shape compiles saved about 3 % of RRDB's CPU time, less than a compile per new
 image size costs; bfloat16 halves it but moves the shipped models' Set5 PSNR by up to 0.05 dB, more
 than the 0.01 dB a default may).
+
+int8 (OpenVINO only): the float32 conversion (from its cache entry, or converted and cached) is
+quantized by common.quantize (NNCF post-training quantization on training patches) once, said so in
+the description line with its time, and cached as its own entry beside the float32 one: same content
+key, its version field naming OpenVINO, NNCF and the quantization recipe, precision int8, the same
+SHA-256 checks and rebuilding of broken entries. It is compiled with float32 arithmetic for the
+layers left unquantized. TensorFlow and ONNX Runtime refuse int8 (BackendError, option "--precision int8").
 """
 import dataclasses
 import functools
@@ -58,13 +65,22 @@ OPENVINO_CONFIG = {"PERFORMANCE_HINT": "LATENCY"}
 # Set where OpenVINO has them (older versions refuse unknown properties): each layer's work shared
 # out dynamically rather than in fixed equal parts, which wait for a thread another process slowed.
 OPENVINO_OPTIONAL = {"TBB_PARTITIONER": "AUTO"}
-OPENVINO_PRECISION = {"float32": "f32", "bfloat16": "bf16"}
+OPENVINO_PRECISION = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8: unquantized layers in f32
 # Compiled copies of a model kept per OpenVINORunner, one per input shape (least recently used out).
 OPENVINO_SHAPES = 4
 
 
 class BackendError(InferenceError):
-    """A backend that is not installed or cannot run the requested precision (one line)."""
+    """A backend that is not installed or cannot run the requested precision (one line). `option` is
+    the command-line option to blame; the message of one about --precision starts with it."""
+
+    def __init__(self, message: str, option: str = "--backend"):
+        super().__init__(message)
+        self.option = option
+
+
+def _int8_refused(reason: str) -> BackendError:
+    return BackendError(f"--precision int8: {reason}", option="--precision int8")
 
 
 class ModelLoadError(InferenceError):
@@ -90,6 +106,13 @@ def choose_backend(backend: str = "auto", precision: str = "float32") -> tuple[s
     """
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if precision == "int8":
+        if backend in ("tensorflow", "onnxruntime"):
+            raise _int8_refused(f"the {backend} backend has no quantized graph; int8 runs on OpenVINO only "
+                                "(--backend openvino or auto)")
+        if not installed("openvino"):
+            raise _int8_refused("int8 runs on OpenVINO, which is not installed (pip install openvino nncf)")
+        return "openvino", None
     if backend == "auto":
         if precision == "bfloat16":
             return "tensorflow", "auto: bfloat16 runs on TensorFlow only"
@@ -383,7 +406,14 @@ def _stem(files) -> str:
 
 
 def cache_entry_name(files, backend: str, precision: str) -> str:
-    return f"{_stem(files)}-{content_key(files)[:20]}-{backend}-{version(backend)}-{precision}-v{CACHE_VERSION}"
+    """stem-contentkey-backend-version-precision-vN; an int8 entry's version also names NNCF and the
+    quantization recipe (a new one replaces it; prune_stale matches any version)."""
+    release = version(backend)
+    if precision == "int8":
+        from common.quantize import RECIPE, nncf_version
+
+        release += f"+nncf{nncf_version()}.r{RECIPE}"
+    return f"{_stem(files)}-{content_key(files)[:20]}-{backend}-{release}-{precision}-v{CACHE_VERSION}"
 
 
 STALE_TEMPORARY_SECONDS = 3600  # a temporary entry folder this old belongs to no live conversion
@@ -475,7 +505,8 @@ def _writable(folder: Path) -> bool:
         return False
 
 
-def _write_entry(parent: Path, name: str, write_model, model_file: str, info: ModelInfo, meta: dict) -> Path:
+def _write_entry(parent: Path, name: str, write_model, model_file: str, info: ModelInfo, meta: dict,
+                 extra: dict | None = None) -> Path:
     """Write one cache entry atomically into parent/name; returns its folder. Raises OSError, or
     whatever `write_model` raises (OpenVINO reports a full disk as RuntimeError)."""
     if not _writable(parent):
@@ -486,7 +517,7 @@ def _write_entry(parent: Path, name: str, write_model, model_file: str, info: Mo
         write_model(tmp / model_file)
         hashes = {p.name: file_hash(p) for p in sorted(tmp.iterdir())}
         payload = {"model_info": dataclasses.asdict(info), "meta": meta, "files": hashes,
-                   "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                   "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
         (tmp / "info.json").write_text(json.dumps(payload, indent=1, default=str))
         if _entry_or_none(tmp, model_file) is None:  # e.g. a full disk cut a file short unnoticed
             raise OSError(f"the entry written in {tmp} does not read back whole")
@@ -540,7 +571,7 @@ def _shown(path: Path) -> str:
 
 
 def prepare(source, backend: str = "auto", precision: str = "float32") -> Prepared:
-    """Load (or take) a model and make it runnable on `backend` in `precision` (float32/bfloat16).
+    """Load (or take) a model and make it runnable on `backend` in `precision` (float32/bfloat16/int8).
 
     source: a Keras model, or a checkpoint (path or named source) as common.checkpoints.load_model
     takes. Raises BackendError, ModelLoadError or InferenceError.
@@ -554,6 +585,8 @@ def prepare(source, backend: str = "auto", precision: str = "float32") -> Prepar
             model, meta = load_keras(source)
         return Prepared(TensorFlowRunner(model, precision), analyze_model(model), meta, backend, precision,
                         why or "")
+    if precision == "int8":
+        return _prepare_int8(source, model, meta)
     convert, model_file, runner_class = CONVERTERS[backend]
     if backend == "openvino":
         runner_class = functools.partial(runner_class, precision=precision)
@@ -620,3 +653,92 @@ def _convert_in_memory(backend: str, model, model_file: str, runner_class):
         path = Path(tmp) / model_file
         convert(model, path)
         return runner_class(path)
+
+
+def _lookup(places, name: str, model_file: str, runner_class, notes: list):
+    """(runner, ModelInfo, meta, folder) of the first whole cache entry `name` in `places`, or None.
+    A broken entry (or one the runner cannot read) is removed and said so in `notes`."""
+    for place in places:
+        folder = place / name
+        try:
+            found = _read_entry(folder, model_file)
+            if found is not None:
+                return (runner_class(folder / model_file), *found, folder)
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (BrokenEntry, or a runner that cannot read it)
+            shutil.rmtree(folder, ignore_errors=True)
+            notes.append(f"cached entry {_shown(folder)} was broken ({_first_line(exc)}): removed, converted again")
+    return None
+
+
+def _float32_openvino(source, model, meta, files, places, notes):
+    """(float32 ov.Model, ModelInfo, meta) for quantizing: read from its cache entry when that is
+    whole, else converted from the Keras model and cached (quietly: the int8 line says the rest)."""
+    name = cache_entry_name(files, "openvino", "float32") if files else None
+    for place in places:
+        found = _entry_or_none(place / name, "model.xml")
+        if found is not None:
+            try:
+                return _openvino().Core().read_model(str(place / name / "model.xml")), *found
+            except Exception:  # noqa: BLE001  (unreadable despite its hashes: convert again)
+                pass
+    if model is None:
+        model, meta = load_keras(source)
+    info = analyze_model(model)
+    converted = openvino_model(model)
+
+    def write(path):
+        _openvino().save_model(converted, str(path), compress_to_fp16=False)
+
+    for place in places:
+        try:
+            _write_entry(place, name, write, "model.xml", info, meta)
+        except Exception:  # noqa: BLE001  (the int8 entry's own attempt says why)
+            continue
+        prune_stale(place, name, files, "openvino", "float32")
+        break
+    return converted, info, meta
+
+
+def _prepare_int8(source, model, meta) -> Prepared:
+    """prepare() for precision int8 on OpenVINO: the cached int8 entry, or the float32 conversion
+    quantized by common.quantize now (one line with its time) and cached."""
+    from common.model_analysis import spec_from_info
+    from common.quantize import QuantizationError, quantize_for_openvino
+
+    backend, model_file = "openvino", "model.xml"
+    runner_class = functools.partial(OpenVINORunner, precision="int8")
+    files = checkpoint_files(source) if model is None else []
+    name = cache_entry_name(files, backend, "int8") if files else None
+    places = cache_places(files[0]) if files else []
+    notes: list = []
+    found = _lookup(places, name, model_file, runner_class, notes)
+    if found is not None:
+        runner, info, meta, folder = found
+        return Prepared(runner, info, meta, backend, "int8", f"cached int8 model {_shown(folder)}")
+    converted, info, meta = _float32_openvino(source, model, meta, files, places, notes)
+    try:
+        spec = spec_from_info(info, meta)
+    except InferenceError as exc:
+        raise _int8_refused(f"cannot make calibration inputs for this model ({exc})") from None
+    try:
+        quantized, record, line = quantize_for_openvino(converted, spec, meta)
+    except QuantizationError as exc:
+        raise _int8_refused(str(exc)) from None
+
+    def write(path):
+        _openvino().save_model(quantized, str(path), compress_to_fp16=False)
+
+    for place in places:
+        try:
+            folder = _write_entry(place, name, write, model_file, info, meta, {"quantization": record})
+        except Exception as exc:  # noqa: BLE001  (read-only, full disk, the writer: next place)
+            if _writable(place):
+                notes.append(f"cannot cache in {_shown(place)} ({_first_line(exc)})")
+            continue
+        prune_stale(place, name, files, backend, "int8")
+        notes.append(f"{line}, cached in {_shown(folder)}")
+        return Prepared(runner_class(folder / model_file), info, meta, backend, "int8", "; ".join(notes))
+    notes.append(line + ("" if files else ", not cached"))
+    return Prepared(runner_class(quantized), info, meta, backend, "int8", "; ".join(notes))

@@ -26,7 +26,7 @@ from common.files import write_json
 from common.images import ImageError, list_images, to_uint8
 from common.metrics import false_colour, psnr, ssim
 from common.backends import BACKENDS
-from common.precision import PRECISIONS, resolve_precision
+from common.precision import PRECISION_HELP, PRECISIONS, resolve_precision
 
 UpscaleFn = Callable[[np.ndarray], np.ndarray]  # LR RGB [0,1] -> SR RGB [0,1]
 
@@ -193,9 +193,7 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
-                        help="model compute precision; auto = bfloat16 where the CPU/GPU runs it "
-                             "natively, else float32 (default float32)")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS, help=PRECISION_HELP)
 
 
 def add_self_ensemble_argument(parser: argparse.ArgumentParser) -> None:

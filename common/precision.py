@@ -7,11 +7,23 @@ float32; elsewhere they are emulated and no faster. `cast_model` rebuilds a mode
 them and its input to bfloat16 and computes in bfloat16. A few layers stay float32
 (`float32_layers`): the first and last layers with weights and normalisation, so neither the
 input image nor the output image is rounded to bfloat16's 8-bit mantissa.
+
+int8 runs on OpenVINO only: common.quantize makes an int8 copy of the converted model by NNCF
+post-training quantization, calibrated on training patches (common.backends caches it beside the
+float32 conversion). CPUs with VNNI (avx512_vnni, avx_vnni, amx_int8) multiply int8 natively; others
+emulate it with 16-bit multiplies, still usually faster than float32. `auto` never picks int8: it
+has not met the accuracy bar (<= 0.05 dB PSNR, 99.9 % of pixels within 3/255 of float32) for the
+shipped models (benchmarks.bench_precision --int8 measures it).
 """
 import copy
 from pathlib import Path
 
-PRECISIONS = ("float32", "bfloat16", "auto")
+PRECISIONS = ("float32", "bfloat16", "int8", "auto")
+INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # int8 dot products in one instruction
+PRECISION_HELP = ("compute precision: bfloat16 is about twice as fast on CPUs with AVX512-BF16/AMX and on recent "
+                  "GPUs, emulated (slow) elsewhere; int8 runs on OpenVINO only, quantized once with NNCF on "
+                  "training patches and cached beside the float32 conversion (less accurate: see the docs); "
+                  "auto picks bfloat16 where native, else float32, never int8 (default float32)")
 CPUINFO = Path("/proc/cpuinfo")
 NATIVE_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 MIN_GPU_CAPABILITY = (8, 0)  # Ampere and newer
@@ -62,12 +74,24 @@ def native_bfloat16() -> bool:
     return _native_support() is not None
 
 
+def int8_support() -> str:
+    """How this CPU multiplies int8, in words (for the precision line and the benchmarks)."""
+    flags = sorted(cpu_flags() & set(INT8_CPU_FLAGS))
+    if flags:
+        return f"VNNI: the CPU has {'/'.join(flags)}"
+    if "avx512bw" in cpu_flags() or "avx2" in cpu_flags():
+        return "no VNNI on the CPU: int8 is multiplied with 16-bit instructions"
+    return "no VNNI or AVX2 on the CPU"
+
+
 def resolve_precision(name: str) -> tuple[str, str]:
-    """("float32" | "bfloat16", one line saying which precision is used and why)."""
+    """("float32" | "bfloat16" | "int8", one line saying which precision is used and why)."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}; choose from {', '.join(PRECISIONS)}")
     if name == "float32":
         return "float32", "precision: float32"
+    if name == "int8":
+        return "int8", f"precision: int8 (OpenVINO, NNCF post-training quantization; {int8_support()})"
     support = _native_support()
     if name == "bfloat16":
         how = f"native: {support}" if support else (

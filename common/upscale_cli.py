@@ -41,7 +41,7 @@ from common.images import (
     to_uint8,
     to_uint16,
 )
-from common.precision import PRECISIONS
+from common.precision import PRECISION_HELP, PRECISIONS
 from common.upscaler import UpscaleOptions, Upscaler
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
@@ -318,9 +318,7 @@ def build_parser(chapter: registry.Chapter | None) -> argparse.ArgumentParser:
     add("--outscale", type=float, help="final enlargement if not the model's (resampled after the model)")
     add("--suffix", help="added to output file names (default _x<outscale>)")
     add("--ext", help="output format: png, jpg, webp, tif, bmp (default: the input's)")
-    add("--precision", choices=PRECISIONS, default="float32",
-        help="compute precision: bfloat16 is about twice as fast on CPUs with AVX512-BF16/AMX and on "
-             "recent GPUs, emulated (slow) elsewhere; auto picks it only where native (default float32)")
+    add("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
     add("--backend", choices=backends.BACKENDS, default="auto",
         help="engine that runs the model: auto = openvino when installed, else tensorflow (the "
              "reference); openvino and onnxruntime run a copy converted once and cached beside the "
@@ -368,8 +366,8 @@ def _load_checkpoint(weights_arg, scale, options: UpscaleOptions, chapter: regis
         raise Failure("--weights", "no checkpoint given")
     try:
         prepared = backends.prepare(weights, options.backend, Upscaler.resolve_precision(options.precision))
-    except backends.BackendError as exc:
-        raise Failure("--backend", str(exc)) from None
+    except backends.BackendError as exc:  # --backend, or --precision int8 where it cannot run
+        raise Failure(exc.option, _reason(exc, exc.option)) from None
     except backends.ModelLoadError as exc:
         reason = _reason(exc, weights)
         if shipped and "not found" in reason:
