@@ -716,7 +716,7 @@ def _prepare_int8(source, model, meta) -> Prepared:
     found = _lookup(places, name, model_file, runner_class, notes)
     if found is not None:
         runner, info, meta, folder = found
-        return Prepared(runner, info, meta, backend, "int8", f"cached int8 model {_shown(folder)}")
+        return Prepared(runner, info, meta, backend, "int8", _int8_caution(meta, f"cached int8 model {_shown(folder)}"))
     converted, info, meta = _float32_openvino(source, model, meta, files, places, notes)
     try:
         spec = spec_from_info(info, meta)
@@ -739,6 +739,19 @@ def _prepare_int8(source, model, meta) -> Prepared:
             continue
         prune_stale(place, name, files, backend, "int8")
         notes.append(f"{line}, cached in {_shown(folder)}")
-        return Prepared(runner_class(folder / model_file), info, meta, backend, "int8", "; ".join(notes))
+        return Prepared(runner_class(folder / model_file), info, meta, backend, "int8",
+                        _int8_caution(meta, "; ".join(notes)))
     notes.append(line + ("" if files else ", not cached"))
-    return Prepared(runner_class(quantized), info, meta, backend, "int8", "; ".join(notes))
+    return Prepared(runner_class(quantized), info, meta, backend, "int8", _int8_caution(meta, "; ".join(notes)))
+
+
+INT8_CHECKED = ("rrdb_generator",)  # architectures whose int8 accuracy was measured (rrdb_x4: -0.03 dB Set14)
+
+
+def _int8_caution(meta: dict, description: str) -> str:
+    """The backend line, with a caution for architectures whose int8 accuracy is unmeasured or poor."""
+    architecture = (meta or {}).get("architecture")
+    if architecture in INT8_CHECKED:
+        return description
+    return (f"{description}; caution: int8 accuracy is measured only for {', '.join(INT8_CHECKED)} "
+            f"(srresnet x4 lost 3-4.6 dB), compare with --precision float32")

@@ -112,7 +112,7 @@ def test_broken_int8_entry_is_rebuilt_and_the_float32_entry_reused(fast_calibrat
 
 def test_int8_of_a_model_in_memory_is_not_cached(fast_calibration):
     upscaler = Upscaler(tiny_post(), dict(POST_META), precision="int8", tile=0)
-    assert upscaler.precision == "int8" and upscaler.description.endswith(", not cached)")
+    assert upscaler.precision == "int8" and ", not cached" in upscaler.description
     assert upscaler(IMAGE).shape == (40, 36, 3)
     assert not fast_calibration.exists() or _entries(fast_calibration) == []
 
@@ -211,3 +211,12 @@ def test_precision_line_and_auto(monkeypatch, tmp_path):
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2\n\n")
     assert "no VNNI" in precision.resolve_precision("int8")[1]
     assert "int8" in precision.PRECISIONS and "never int8" in precision.PRECISION_HELP
+
+
+def test_int8_cautions_for_architectures_whose_accuracy_is_unmeasured():
+    from common.backends import _int8_caution
+
+    assert _int8_caution({"architecture": "rrdb_generator"}, "line") == "line"
+    for meta in ({"architecture": "srresnet"}, {}, None):
+        cautioned = _int8_caution(meta, "line")
+        assert cautioned.startswith("line; caution:") and "float32" in cautioned and "\n" not in cautioned
