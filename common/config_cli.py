@@ -264,8 +264,10 @@ def check_checkpoint(name: str, spec, run_folders: bool = False) -> None:
         raise SettingError(name, "empty checkpoint name")
     if path.exists() and (run_folders or not path.is_dir()):
         return
+    from common.registry import weight_sources
+
     source, sep, rest = text.partition(":")
-    if sep and rest and source.replace("_", "").replace("-", "").isalnum():  # krasserm:srgan and the like
+    if sep and rest and source in weight_sources():  # krasserm:srgan: its loader says what is missing
         return
     base = path.name
     for suffix in (".weights.h5", ".h5", ".json"):

@@ -274,17 +274,6 @@ def make_degradation(name: str, options=()):
     return cls(**parse_options(cls, options))
 
 
-def degradation_of(config):
-    """The degradation a chapter config names (`degradation`, optional `degradation_options`)."""
-    return make_degradation(config.degradation, getattr(config, "degradation_options", ()))
-
-
-def describe_degradation(name: str, options=()) -> str:
-    """The name, with the changed options, for a checkpoint's JSON and the evaluation results."""
-    return name + "".join(f" {o}" for o in options) if not isinstance(options, dict) else name + "".join(
-        f" {k}={v}" for k, v in options.items())
-
-
 def random_degrade(hr: np.ndarray, scale: int, name: str, seed: int = 0, index: int = 0, options=()) -> np.ndarray:
     """A registered degradation applied eagerly (TF) with key (seed, index); float32, not rounded."""
     import tensorflow as tf
